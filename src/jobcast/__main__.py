@@ -1,0 +1,3 @@
+from jobcast.cli import main
+
+main()

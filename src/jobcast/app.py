@@ -1,0 +1,62 @@
+"""The application factory: a table of contents that wires the parts together."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flask import Flask
+
+from jobcast.config import Settings, celery_config, flask_config, load_settings
+from jobcast.extensions import celery_init_app, db, jwt, socketio
+from jobcast.jobs.registry import registry
+from jobcast.logs import configure_logging
+
+
+def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
+    """Build a jobcast app; ``config`` overrides ``JOBCAST_*`` settings by field name."""
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    app = Flask("jobcast", instance_relative_config=False)
+    app.config.from_mapping(flask_config(settings))
+    app.config["CELERY"] = celery_config(settings)
+    configure_logging(settings.log_level)
+
+    db.init_app(app)
+    jwt.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=settings.redis_url,
+        channel=settings.socketio_channel,
+        async_mode=settings.async_mode,
+        max_http_buffer_size=64 * 1024,
+    )
+    celery = celery_init_app(app)
+    _load_job_modules(settings)
+    _register(app, settings, celery)
+    return app
+
+
+def _load_job_modules(settings: Settings) -> None:
+    """Import the modules whose ``@job`` functions fill the registry (web and worker alike)."""
+    for name in filter(None, (m.strip() for m in settings.job_modules.split(","))):
+        importlib.import_module(name)
+
+
+def _register(app: Flask, settings: Settings, celery: Any) -> None:
+    from jobcast import health
+    from jobcast.auth import views as auth_views
+    from jobcast.auth.tokens import init_tokens
+    from jobcast.http import register_http
+    from jobcast.jobs import api as jobs_api
+    from jobcast.jobs.tasks import register_tasks
+    from jobcast.realtime.handlers import register_handlers
+    from jobcast.runtime import init_runtime
+
+    register_tasks(celery)
+    init_runtime(app, settings, registry, celery)
+    register_http(app)
+    init_tokens(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(jobs_api.bp)
+    register_handlers(socketio)

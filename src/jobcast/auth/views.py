@@ -1,0 +1,57 @@
+"""The auth endpoints: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from flask_jwt_extended import current_user, get_jwt, jwt_required
+from pydantic import BaseModel, EmailStr, Field
+
+from jobcast.auth import users
+from jobcast.auth.tokens import issue_tokens, revoke
+from jobcast.http import parse_body
+from jobcast.runtime import current_runtime
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1")
+
+
+class Credentials(BaseModel):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class LoginForm(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+@bp.post("/auth/register")
+def register() -> tuple[Response, int]:
+    form = parse_body(Credentials)
+    user = users.create_user(form.email, form.password)
+    return jsonify(user.to_dict()), 201
+
+
+@bp.post("/auth/login")
+def login() -> Response:
+    form = parse_body(LoginForm)
+    user = users.authenticate(form.email, form.password)
+    return jsonify(issue_tokens(user))
+
+
+@bp.post("/auth/refresh")
+@jwt_required(refresh=True)
+def refresh() -> Response:
+    return jsonify(issue_tokens(current_user, with_refresh=False))
+
+
+@bp.post("/auth/logout")
+@jwt_required()
+def logout() -> tuple[str, int]:
+    revoke(current_runtime().redis, get_jwt())
+    return "", 204
+
+
+@bp.get("/me")
+@jwt_required()
+def me() -> Response:
+    return jsonify(current_user.to_dict())

@@ -1,0 +1,146 @@
+"""Settings from ``JOBCAST_*`` environment variables, with dev/test/production profiles.
+
+One pydantic model reads and validates every setting, so a bad value fails at start-up naming the
+variable and the value, never later inside a request or a task.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobcast.errors import ConfigError
+
+Profile = Literal["development", "testing", "production"]
+
+#: The secrets development falls back to; production refuses to start with any of them.
+DEV_SECRET = "jobcast-dev-secret-change-me-0000000000"
+
+
+class Settings(BaseSettings):
+    """Every knob jobcast has; each field is ``JOBCAST_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBCAST_", extra="ignore", frozen=True)
+
+    env: Profile = "development"
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""
+    secret_key: str = ""
+    jwt_secret_key: str = ""
+    storage_dir: Path = Path("instance/results")
+    public_url: str = ""
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(30, ge=1, le=365)
+    download_url_minutes: int = Field(15, ge=1, le=24 * 60)
+    result_retention_hours: float = Field(168, gt=0)
+    event_retention_hours: float = Field(24, gt=0)
+    result_sweep_seconds: float = Field(3600, gt=0)
+    visibility_timeout: int = Field(7200, ge=10)
+    job_modules: str = "jobcast.builtin"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "jobcast@localhost"
+    smtp_timeout: float = Field(10, gt=0)
+    async_mode: Literal["threading", "gevent"] = "threading"
+    socketio_channel: str = "jobcast"
+    io_concurrency: int = Field(200, ge=1, le=5000)
+    cpu_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    web_threads: int = Field(500, ge=4, le=10000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    progress_interval: float = Field(0.1, ge=0)
+    db_progress_interval: float = Field(1.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.env == "production":
+            for name in ("secret_key", "jwt_secret_key"):
+                value = getattr(self, name)
+                if not value or value == DEV_SECRET or len(value) < 32:
+                    raise ValueError(
+                        f"JOBCAST_{name.upper()} must be set to a random value of at least"
+                        " 32 characters in production"
+                    )
+        return self
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the environment (plus ``overrides``, which win) and raise ConfigError on bad values."""
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"JOBCAST_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+            f" (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def flask_config(settings: Settings) -> dict[str, Any]:
+    """Translate settings into the Flask and extension config keys they drive."""
+    secret = settings.secret_key or DEV_SECRET
+    database_url = settings.database_url or _default_database_url(settings)
+    return {
+        "JOBCAST": settings,
+        "TESTING": settings.env == "testing",
+        "SECRET_KEY": secret,
+        "JWT_SECRET_KEY": settings.jwt_secret_key or secret,
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=settings.access_token_minutes),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=settings.refresh_token_days),
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+        "MAX_CONTENT_LENGTH": settings.max_body_bytes,
+    }
+
+
+def _default_database_url(settings: Settings) -> str:
+    if settings.env == "testing":
+        return "sqlite:///" + str(Path(tempfile.gettempdir()) / f"jobcast-test-{os.getpid()}.db")
+    return "sqlite:///" + str(Path("instance/jobcast.db").resolve())
+
+
+def _engine_options(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite"):
+        # Web, io worker and cpu worker all write: wait for the lock instead of failing at once.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 40}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings: late acks, one prefetched task per slot, a visibility timeout longer
+    than any job, and the beat schedule of jobcast's housekeeping tasks."""
+    return {
+        "broker_url": settings.broker_url or settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_default_queue": "jobcast.io",
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "expire-results": {
+                "task": "jobcast.expire_results",
+                "schedule": settings.result_sweep_seconds,
+            },
+        },
+    }

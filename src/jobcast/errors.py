@@ -1,0 +1,144 @@
+"""The jobcast error hierarchy and the one function that renders errors as problem+json.
+
+``JobcastError`` is the root. ``ApiError`` and its subclasses carry an HTTP status and a stable
+``type`` URI (RFC 9457); views and services raise them and ``problem_response`` renders them.
+``ConfigError`` stops start-up. ``JobError`` is what a job function raises to fail with a message
+the user may read; ``TransientJobError`` asks for a retry with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, json
+
+PROBLEM_BASE = "https://jobcast.dev/problems/"
+
+
+class JobcastError(Exception):
+    """Base of every error jobcast raises on purpose."""
+
+
+class ConfigError(JobcastError):
+    """A setting is missing or invalid; the message names the variable and the value."""
+
+
+class JobError(JobcastError):
+    """Raised by a job function: the job fails with this message, shown to its owner."""
+
+    code = "job_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class TransientJobError(JobError):
+    """A failure worth retrying (a dropped connection, a busy server): retried with backoff."""
+
+    code = "transient"
+
+
+class JobCancelled(JobcastError):
+    """Raised inside a job at a checkpoint once its owner has asked to cancel it."""
+
+
+class ApiError(JobcastError):
+    """An error answered over HTTP as problem+json."""
+
+    status = 500
+    slug = "internal"
+    title = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ApiError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+
+class NotFound(ApiError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ApiError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class UnsupportedMediaType(ApiError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(ApiError):
+    status, slug, title = 422, "validation", "Request validation failed"
+
+
+class ServiceUnavailable(ApiError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render one RFC 9457 problem document; every HTTP error jobcast sends goes through here."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response.headers.update(headers or {})
+    return response
+
+
+def api_error_response(error: ApiError) -> Response:
+    return problem_response(
+        error.status,
+        error.slug,
+        error.title,
+        error.detail,
+        errors=error.errors,
+        headers=error.headers,
+    )
+
+
+def pydantic_errors(exc: Any) -> list[dict[str, Any]]:
+    """Turn a pydantic ValidationError into the ``errors`` member: field path, message, type."""
+    return [
+        {
+            "field": ".".join(str(part) for part in err["loc"]) or None,
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]

@@ -1,0 +1,109 @@
+"""HTTP plumbing shared by every blueprint: request ids, JSON bodies, and error rendering."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any, TypeVar
+
+from flask import Flask, Response, g, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from jobcast.errors import (
+    ApiError,
+    BadRequest,
+    UnsupportedMediaType,
+    ValidationFailed,
+    api_error_response,
+    problem_response,
+)
+from jobcast.errors import pydantic_errors as field_errors
+from jobcast.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Stable slugs for the HTTP errors werkzeug raises before a view runs.
+_HTTP_SLUGS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
+}
+
+
+def register_http(app: Flask) -> None:
+    app.before_request(_assign_request_id)
+    app.after_request(_return_request_id)
+    app.teardown_request(_forget_request_id)
+    app.register_error_handler(ApiError, api_error_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _assign_request_id() -> None:
+    """Accept the caller's X-Request-ID when it is sane, else make one."""
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    g.request_id_token = request_id_var.set(g.request_id)
+
+
+def _return_request_id(response: Response) -> Response:
+    if "request_id" in g:
+        response.headers["X-Request-ID"] = g.request_id
+    return response
+
+
+def _forget_request_id(_exc: BaseException | None) -> None:
+    token = g.pop("request_id_token", None)
+    if token is not None:
+        request_id_var.reset(token)
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    detail = error.description or error.name
+    if status == 413:
+        detail = f"the request body is larger than {request.max_content_length} bytes"
+    response = problem_response(
+        status, _HTTP_SLUGS.get(status, f"http-{status}"), error.name, detail
+    )
+    if status == 405 and error.get_response().headers.get("Allow"):
+        response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response
+
+
+def _unexpected_error(error: Exception) -> Response:
+    # Log the trace with the request id; the client gets the id and nothing of the internals.
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem_response(
+        500,
+        "internal",
+        "Internal server error",
+        "an unexpected error occurred; quote the request id",
+    )
+
+
+def json_body() -> Any:
+    """The request's JSON document; 415 for another media type, 400 when it does not parse."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("the request body is not valid JSON")
+    return data
+
+
+def parse_body(model: type[M]) -> M:
+    """The JSON body validated by ``model``; 422 with field errors when it does not fit."""
+    try:
+        return model.model_validate(json_body())
+    except ValidationError as exc:
+        raise ValidationFailed("the request body is invalid", errors=field_errors(exc)) from None

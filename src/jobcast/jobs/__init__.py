@@ -1,0 +1,1 @@
+"""Jobs: states, the registry of job types, the task log, and the service that runs them."""

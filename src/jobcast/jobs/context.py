@@ -1,0 +1,102 @@
+"""What a job function receives: its params, its owner, ``progress()``, cancellation, a result file.
+
+The context knows nothing of Celery, Redis or Flask; the task runner hands it a ``Reporter`` that
+does the talking. Progress is coalesced here so a tight loop calling ``progress()`` thousands of
+times a second sends at most one event per ``interval`` (100% always goes out).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from jobcast.errors import JobCancelled
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Reporter(Protocol):
+    """The runtime side of a context: where progress goes and where cancellation comes from."""
+
+    def progress(self, percent: float, message: str | None) -> None: ...
+
+    def cancel_requested(self) -> bool: ...
+
+    def staging_path(self, filename: str) -> Path: ...
+
+
+class JobContext(Generic[P]):
+    """Handed to every job function; ``JobContext[MyParams]`` types ``ctx.params``."""
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        owner_id: int,
+        params: P,
+        attempt: int,
+        request_id: str | None,
+        reporter: Reporter,
+        interval: float = 0.1,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.owner_id = owner_id
+        self.params = params
+        self.attempt = attempt
+        self.request_id = request_id
+        self.log = logger or logging.getLogger("jobcast.job")
+        self._reporter = reporter
+        self._interval = interval
+        self._last_sent = float("-inf")
+        self._sent: tuple[float, str | None] | None = None
+        self._pending: tuple[float, str | None] | None = None
+        self.result_file: tuple[Path, str, str] | None = None
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Report ``percent`` (0-100) done; also a cancellation checkpoint.
+
+        Calls closer together than the interval are coalesced: the latest value is kept and
+        sent with the next call past the interval, or by ``flush()`` before the job ends.
+        """
+        percent = max(0.0, min(100.0, float(percent)))
+        self._pending = (percent, message)
+        now = time.monotonic()
+        if percent >= 100.0 or now - self._last_sent >= self._interval:
+            self.checkpoint()
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the coalesced progress, if any was held back."""
+        if self._pending is None or self._pending == self._sent:
+            self._pending = None
+            return
+        percent, message = self._pending
+        self._pending = None
+        self._sent = (percent, message)
+        self._last_sent = time.monotonic()
+        self._reporter.progress(percent, message)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the owner asked to cancel; long loops should check it and stop."""
+        return self._reporter.cancel_requested()
+
+    def checkpoint(self) -> None:
+        """Raise JobCancelled if the owner asked to cancel; jobcast then cleans up."""
+        if self.cancelled:
+            raise JobCancelled(self.job_id)
+
+    def result_path(self, filename: str, content_type: str) -> Path:
+        """A path to write this job's result file to.
+
+        The file is staged privately and published atomically only if the job succeeds; a
+        failed, cancelled or crashed attempt leaves nothing behind.
+        """
+        path = self._reporter.staging_path(filename)
+        self.result_file = (path, path.name, content_type)
+        return path

@@ -1,0 +1,129 @@
+"""The registry of job types: ``@job("export.csv", params=ExportParams)``.
+
+A job type is a plain function plus what the runtime needs to know about it: its parameter
+model (whose JSON schema the API publishes), whether it is bound by I/O or CPU (which decides
+the queue and so the worker pool), its time limit and its retry policy. Importing this module
+needs no Flask app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from jobcast.errors import TransientJobError
+
+if TYPE_CHECKING:
+    from jobcast.jobs.context import JobContext
+
+Bound = Literal["io", "cpu"]
+JobFunction = Callable[["JobContext[Any]"], "dict[str, Any] | None"]
+
+#: Queue name per kind of bound; ``jobcast worker`` runs a gevent pool on the first and a
+#: prefork pool on the second.
+QUEUES: dict[Bound, str] = {"io": "jobcast.io", "cpu": "jobcast.cpu"}
+
+
+class EmptyParams(BaseModel):
+    """Parameters of a job type that takes none."""
+
+    model_config = {"extra": "forbid"}
+
+
+@dataclass(frozen=True)
+class JobType:
+    """One registered job type and its runtime policy."""
+
+    name: str
+    func: JobFunction
+    params: type[BaseModel]
+    title: str
+    bound: Bound = "io"
+    time_limit: float = 3600.0
+    max_retries: int = 3
+    retry_backoff: float = 2.0
+    retry_backoff_max: float = 600.0
+    retry_on: tuple[type[BaseException], ...] = (TransientJobError,)
+
+    @property
+    def queue(self) -> str:
+        return QUEUES[self.bound]
+
+    def validate(self, raw: Any) -> BaseModel:
+        """Parse raw params; raises pydantic.ValidationError with field errors."""
+        return self.params.model_validate(raw if raw is not None else {})
+
+    def params_schema(self) -> dict[str, Any]:
+        return self.params.model_json_schema()
+
+    def retry_delay(self, attempt: int) -> float:
+        """Exponential backoff after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.retry_backoff * 2 ** (attempt - 1), self.retry_backoff_max))
+
+
+@dataclass
+class Registry:
+    """Job types by name; jobcast keeps one default registry that ``@job`` fills."""
+
+    types: dict[str, JobType] = field(default_factory=dict)
+
+    def add(self, job_type: JobType) -> None:
+        if job_type.name in self.types and self.types[job_type.name].func is not job_type.func:
+            raise ValueError(f"job type {job_type.name!r} is already registered")
+        self.types[job_type.name] = job_type
+
+    def get(self, name: str) -> JobType | None:
+        return self.types.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self.types)
+
+    def __iter__(self) -> Iterator[JobType]:
+        return iter(self.types[name] for name in self.names())
+
+
+registry = Registry()
+
+
+def job(
+    name: str,
+    *,
+    params: type[BaseModel] = EmptyParams,
+    title: str | None = None,
+    bound: Bound = "io",
+    time_limit: float = 3600.0,
+    max_retries: int = 3,
+    retry_backoff: float = 2.0,
+    retry_on: tuple[type[BaseException], ...] = (TransientJobError,),
+    into: Registry | None = None,
+) -> Callable[[JobFunction], JobFunction]:
+    """Register the decorated function as job type ``name``.
+
+    ``bound="cpu"`` sends it to the process pool; the default ``"io"`` runs it on the gevent
+    pool, where hundreds of sleeping or network-waiting jobs share one process.
+    ``retry_on`` exceptions are retried ``max_retries`` times with exponential backoff.
+    """
+
+    def register(func: JobFunction) -> JobFunction:
+        (into or registry).add(
+            JobType(
+                name=name,
+                func=func,
+                params=params,
+                title=title or (func.__doc__ or name).strip().splitlines()[0],
+                bound=bound,
+                time_limit=time_limit,
+                max_retries=max_retries,
+                retry_backoff=retry_backoff,
+                retry_on=retry_on,
+            )
+        )
+        return func
+
+    return register
+
+
+__all__ = ["QUEUES", "EmptyParams", "JobType", "Registry", "job", "registry"]

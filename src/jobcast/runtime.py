@@ -1,0 +1,60 @@
+"""Per-app runtime objects (Redis client, event publisher, storage, signer) in app.extensions.
+
+Built once by ``create_app`` and shared by the web views and the worker tasks of that app;
+``current_runtime()`` finds them from inside any app context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import socketio
+from celery import Celery
+from flask import Flask, current_app
+from redis import Redis
+
+from jobcast.config import Settings
+from jobcast.jobs.events import EventPublisher
+from jobcast.jobs.registry import Registry
+from jobcast.jobs.results import DownloadSigner
+from jobcast.storage import LocalStorage, ResultStorage
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    registry: Registry
+    redis: Redis
+    events: EventPublisher
+    storage: ResultStorage
+    signer: DownloadSigner
+    celery: Celery
+
+
+def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Celery) -> Runtime:
+    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    emitter = socketio.RedisManager(
+        settings.redis_url, channel=settings.socketio_channel, write_only=True
+    )
+    runtime = Runtime(
+        settings=settings,
+        registry=registry,
+        redis=redis,
+        events=EventPublisher(
+            redis, emitter, retention_seconds=int(settings.event_retention_hours * 3600)
+        ),
+        storage=LocalStorage(settings.storage_dir),
+        signer=DownloadSigner(
+            app.config["SECRET_KEY"],
+            max_age_seconds=settings.download_url_minutes * 60,
+            public_url=settings.public_url,
+        ),
+        celery=celery,
+    )
+    app.extensions["jobcast"] = runtime
+    return runtime
+
+
+def current_runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["jobcast"]
+    return runtime

@@ -1,0 +1,57 @@
+"""Fixtures shared by unit and integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobcast.procs import free_port, redis_server_command, wait_for_port
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the tests' own: ``JOBCAST_TEST_REDIS_URL``, or a fresh server on a free port."""
+    given = os.environ.get("JOBCAST_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    port = free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        redis_server_command(port, directory, persist=False), stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite in a temp dir, or a fresh PostgreSQL database when JOBCAST_TEST_DATABASE_URL is
+    set (the URL of a server database we may create and drop databases from)."""
+    admin_url = os.environ.get("JOBCAST_TEST_DATABASE_URL")
+    if not admin_url:
+        yield f"sqlite:///{Path(tmp_path_factory.mktemp('db')) / 'jobcast.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"jobcast_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
