@@ -42,3 +42,15 @@ class SlowParams(BaseModel):
 def slow(ctx: JobContext[SlowParams]) -> None:
     """Sleeps past its 2-second time limit."""
     time.sleep(ctx.params.seconds)
+
+
+class FileParams(BaseModel):
+    text: str = Field("hello", max_length=1000)
+
+
+@job("test.file", params=FileParams)
+def write_file(ctx: JobContext[FileParams]) -> dict[str, int]:
+    """Writes ``text`` to a result file."""
+    path = ctx.result_path("greeting.txt", "text/plain")
+    path.write_text(ctx.params.text)
+    return {"chars": len(ctx.params.text)}
