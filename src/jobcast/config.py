@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     result_retention_hours: float = Field(168, gt=0)
     event_retention_hours: float = Field(24, gt=0)
     result_sweep_seconds: float = Field(3600, gt=0)
+    queued_redispatch_seconds: float = Field(60, gt=0)
+    job_lease_seconds: float = Field(30, ge=1)
+    broker_restore_seconds: int = Field(10, ge=1)
+    durable_events: bool = True
+    sse_keepalive_seconds: float = Field(15, gt=0, le=300)
     visibility_timeout: int = Field(7200, ge=10)
     job_modules: str = "jobcast.builtin"
     smtp_host: str = "127.0.0.1"
@@ -124,7 +129,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url or settings.redis_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            # How often a worker looks for messages whose worker died (unacked past the timeout).
+            "unacked_restore_interval": settings.broker_restore_seconds,
+            "unacked_restore_throttle": 1,
+        },
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -141,6 +151,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "expire-results": {
                 "task": "jobcast.expire_results",
                 "schedule": settings.result_sweep_seconds,
+            },
+            "redispatch-stuck": {
+                "task": "jobcast.redispatch_stuck",
+                "schedule": settings.queued_redispatch_seconds,
             },
         },
     }

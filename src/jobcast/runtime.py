@@ -41,7 +41,10 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
         registry=registry,
         redis=redis,
         events=EventPublisher(
-            redis, emitter, retention_seconds=int(settings.event_retention_hours * 3600)
+            redis,
+            emitter,
+            retention_seconds=int(settings.event_retention_hours * 3600),
+            durable=settings.durable_events,
         ),
         storage=LocalStorage(settings.storage_dir),
         signer=DownloadSigner(

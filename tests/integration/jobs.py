@@ -54,3 +54,21 @@ def write_file(ctx: JobContext[FileParams]) -> dict[str, int]:
     path = ctx.result_path("greeting.txt", "text/plain")
     path.write_text(ctx.params.text)
     return {"chars": len(ctx.params.text)}
+
+
+class ChunkParams(BaseModel):
+    chunks: int = Field(20, ge=1, le=1000)
+    chunk_ms: int = Field(100, ge=0, le=10_000)
+
+
+@job("test.chunks", params=ChunkParams, time_limit=60)
+def write_chunks(ctx: JobContext[ChunkParams]) -> dict[str, int]:
+    """Writes one line per chunk to its result file, slowly, reporting progress each time."""
+    path = ctx.result_path("chunks.txt", "text/plain")
+    with path.open("w") as out:
+        for n in range(1, ctx.params.chunks + 1):
+            time.sleep(ctx.params.chunk_ms / 1000)
+            out.write(f"chunk {n} attempt {ctx.attempt}\n")
+            out.flush()
+            ctx.progress(100 * n / ctx.params.chunks, f"chunk {n}")
+    return {"chunks": ctx.params.chunks}

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 from jobcast.errors import NotFound, Unauthorized, ValidationFailed, pydantic_errors
 from jobcast.http import json_body
 from jobcast.jobs import service, states
+from jobcast.realtime.sse import last_event_id, sse_response
 from jobcast.runtime import current_runtime
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
@@ -38,8 +39,17 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     body = json_body()
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object {type, params}")
-    job = service.submit(current_user.id, body.get("type"), body.get("params"), g.request_id)
-    return jsonify(service.to_dict(job)), 202, {"Location": f"/api/v1/jobs/{job.id}"}
+    job, replayed = service.submit(
+        current_user.id,
+        body.get("type"),
+        body.get("params"),
+        g.request_id,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    headers = {"Location": f"/api/v1/jobs/{job.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return jsonify(service.to_dict(job)), 200 if replayed else 202, headers
 
 
 @bp.get("/jobs")
@@ -59,6 +69,20 @@ def list_jobs() -> Response:
 @jwt_required()
 def get_job(job_id: str) -> Response:
     return jsonify(service.to_dict(service.get_owned(current_user.id, job_id)))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@jwt_required()
+def cancel(job_id: str) -> tuple[Response, int]:
+    return jsonify(service.to_dict(service.cancel(current_user.id, job_id))), 202
+
+
+@bp.get("/jobs/<job_id>/events")
+@jwt_required()
+def events(job_id: str) -> Response:
+    """Server-Sent Events: the job's history after Last-Event-ID, then live, until it ends."""
+    job = service.get_owned(current_user.id, job_id)
+    return sse_response(job.id, last_event_id(request.headers.get("Last-Event-ID")))
 
 
 @bp.get("/jobs/<job_id>/result")

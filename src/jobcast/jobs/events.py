@@ -16,11 +16,14 @@ from typing import Any, Protocol
 from redis import Redis
 
 # Atomically: next seq, append (stream id 0-seq), and push both keys' expiry forward.
+# ARGV[4] = "0" numbers the event without recording it (durability off, for comparison).
 _APPEND = """
 local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
 return seq
 """
 
@@ -57,10 +60,13 @@ class EventPublisher:
     ``redis`` must decode responses (``decode_responses=True``).
     """
 
-    def __init__(self, redis: Redis, emitter: Emitter, *, retention_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, emitter: Emitter, *, retention_seconds: int, durable: bool = True
+    ) -> None:
         self.redis = redis
         self.emitter = emitter
         self.retention_seconds = retention_seconds
+        self.durable = durable
         self._append = redis.register_script(_APPEND)
 
     def publish(
@@ -86,18 +92,33 @@ class EventPublisher:
         seq = int(
             self._append(
                 keys=[_seq_key(job_id), _log_key(job_id)],
-                args=[event, json.dumps(payload, separators=(",", ":")), self.retention_seconds],
+                args=[
+                    event,
+                    json.dumps(payload, separators=(",", ":")),
+                    self.retention_seconds,
+                    "1" if self.durable else "0",
+                ],
             )
         )
         payload = {"job_id": job_id, "seq": seq, **payload}
         self.emitter.emit(event, payload, namespace="/", room=user_room(owner_id))
         return payload
 
-    def history(self, job_id: str, after_seq: int = 0) -> list[tuple[str, dict[str, Any]]]:
-        """Every recorded event of ``job_id`` with seq > ``after_seq``, in order."""
-        entries: list[tuple[str, dict[str, str]]] = self.redis.xrange(  # type: ignore[assignment]
-            _log_key(job_id), min=f"0-{after_seq + 1}", max="+"
-        )
+    def history(
+        self, job_id: str, after_seq: int = 0, *, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Recorded events of ``job_id`` with seq > ``after_seq``, in order.
+
+        With ``block_ms``, wait up to that long for the first one to be appended (XREAD BLOCK):
+        Server-Sent Events follow a job this way without any pub/sub.
+        """
+        key = _log_key(job_id)
+        entries: list[tuple[str, dict[str, str]]]
+        if block_ms is None:
+            entries = self.redis.xrange(key, min=f"0-{after_seq + 1}", max="+")  # type: ignore[assignment]
+        else:
+            found = self.redis.xread({key: f"0-{after_seq}"}, block=block_ms)
+            entries = found[0][1] if found else []  # type: ignore[index,assignment]
         return [
             (
                 fields["e"],

@@ -1,39 +1,119 @@
-"""Everything that changes a job: the only module that commits job rows.
+"""Submitting, reading and cancelling jobs: what the API asks of the job log.
 
-Each change is one short transaction, committed before its event is published, so a client that
-reacts to an event and reads the job over HTTP sees at least that state. Views and tasks call
-these functions; they never touch the session themselves.
+With ``lifecycle`` this is the only code that commits job rows. A submission is committed
+first and dispatched after the commit, so a worker never receives a job it cannot read; a
+dispatch that fails undoes the submission (503) and leaves nothing behind, and one that never
+finished (the process died in between) is found and sent again by ``redispatch_stuck``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import logging
+import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from jobcast.dbtypes import utcnow
-from jobcast.errors import NotFound, ServiceUnavailable, ValidationFailed, pydantic_errors
+from jobcast.errors import (
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+    pydantic_errors,
+)
 from jobcast.extensions import db
-from jobcast.jobs import states
+from jobcast.jobs import lifecycle, states
 from jobcast.jobs.models import Job
+from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 100
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def submit(owner_id: int, type_name: Any, raw_params: Any, request_id: str | None) -> Job:
-    """Validate, record and dispatch a job; ``job.queued`` is published before dispatch."""
+def submit(
+    owner_id: int,
+    type_name: Any,
+    raw_params: Any,
+    request_id: str | None,
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Validate, record and dispatch a job; returns (job, replayed).
+
+    With an ``Idempotency-Key`` the same user, key and body within 24 hours get the original
+    job back (replayed=True) instead of a new one, even when the duplicates race.
+    """
+    job_type, params = _validate(type_name, raw_params)
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise ValidationFailed(
+            "invalid Idempotency-Key",
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "type": "value_error",
+                    "message": "1 to 255 visible ASCII characters",
+                }
+            ],
+        )
+    request_hash = hashlib.sha256(
+        json.dumps([job_type.name, params], sort_keys=True).encode()
+    ).hexdigest()
+    if idempotency_key is not None:
+        original = _replay(owner_id, idempotency_key, request_hash)
+        if original is not None:
+            return original, True
+
+    job = Job(
+        id=str(uuid.uuid4()),
+        owner_id=owner_id,
+        type=job_type.name,
+        params=params,
+        status=states.QUEUED,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash if idempotency_key else None,
+    )
+    job.celery_task_id = job.id
+    try:
+        db.session.add(job)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        # A concurrent duplicate with the same key committed first: answer with its job.
+        original = _replay(owner_id, idempotency_key or "", request_hash)
+        if original is None:
+            raise
+        return original, True
+    except DatabaseError:
+        db.session.rollback()
+        log.exception("database unavailable while submitting a job")
+        raise ServiceUnavailable("the database is unavailable; try again shortly") from None
+    try:
+        lifecycle.announce(job, "job.queued")
+        dispatch(job, job_type)
+    except (BrokerError, RedisError, OSError):
+        log.exception("broker unavailable while submitting job %s", job.id)
+        _undo(job)
+        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from None
+    return job, False
+
+
+def _validate(type_name: Any, raw_params: Any) -> tuple[JobType, dict[str, Any]]:
     rt = current_runtime()
     job_type = rt.registry.get(type_name) if isinstance(type_name, str) else None
     if job_type is None:
@@ -43,7 +123,7 @@ def submit(owner_id: int, type_name: Any, raw_params: Any, request_id: str | Non
             errors=[{"field": "type", "message": f"must be one of: {known}", "type": "enum"}],
         )
     try:
-        params = job_type.validate(raw_params).model_dump(mode="json")
+        return job_type, job_type.validate(raw_params).model_dump(mode="json")
     except ValidationError as exc:
         raise ValidationFailed(
             f"invalid params for {job_type.name}",
@@ -53,47 +133,86 @@ def submit(owner_id: int, type_name: Any, raw_params: Any, request_id: str | Non
             ],
         ) from None
 
-    job = Job(
-        id=str(uuid.uuid4()),
-        owner_id=owner_id,
-        type=job_type.name,
-        params=params,
-        status=states.QUEUED,
-        request_id=request_id,
-    )
-    job.celery_task_id = job.id
-    try:
-        db.session.add(job)
+
+def _replay(owner_id: int, key: str, request_hash: str) -> Job | None:
+    """The job an earlier request with this key created, if it is still within the window."""
+    job = db.session.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
+    if job is None:
+        return None
+    if job.created_at < utcnow() - IDEMPOTENCY_WINDOW:
+        job.idempotency_key = None  # expired: the key is free for a new job
         db.session.commit()
-    except DatabaseError:
-        db.session.rollback()
-        log.exception("database unavailable while submitting a job")
-        raise ServiceUnavailable("the database is unavailable; try again shortly") from None
-    try:
-        _announce(job, "job.queued")
-        rt.celery.tasks["jobcast.run"].apply_async(
-            args=[job.id],
-            task_id=job.id,
-            queue=job_type.queue,
-            soft_time_limit=job_type.time_limit,
-            time_limit=job_type.time_limit + 30,
-            headers={"request_id": request_id},
+        return None
+    if job.request_hash != request_hash:
+        raise ValidationFailed(
+            "this Idempotency-Key was used with a different request body",
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "type": "idempotency_mismatch",
+                    "message": "reused with a different body",
+                }
+            ],
         )
-    except (BrokerError, RedisError, OSError):
-        log.exception("broker unavailable while submitting job %s", job.id)
-        _forget(job)
-        raise ServiceUnavailable("the job queue is unavailable; try again shortly") from None
     return job
 
 
-def _forget(job: Job) -> None:
-    """Undo a submission whose dispatch failed, so no accepted-looking job is left behind."""
+def dispatch(job: Job, job_type: JobType) -> None:
+    """Send the job to its queue (task id = job id) and record that it was sent."""
+    current_runtime().celery.tasks["jobcast.run"].apply_async(
+        args=[job.id],
+        task_id=job.id,
+        queue=job_type.queue,
+        soft_time_limit=job_type.time_limit,
+        time_limit=job_type.time_limit + 30,
+        headers={"request_id": job.request_id},
+    )
+    job.dispatched_at = utcnow()
+    db.session.commit()
+
+
+def _undo(job: Job) -> None:
+    """Remove a submission whose dispatch failed, so no accepted-looking job is left behind."""
+    db.session.rollback()
     db.session.delete(job)
     db.session.commit()
     try:
         current_runtime().events.forget(job.id)
     except RedisError:
         log.warning("could not remove the event log of undone job %s", job.id)
+
+
+def redispatch_stuck(older_than_seconds: float) -> int:
+    """Send again every queued job whose dispatch never completed; returns how many."""
+    rt = current_runtime()
+    sent = 0
+    for job in lifecycle.undispatched_before(lifecycle.stale_cutoff(older_than_seconds)):
+        job_type = rt.registry.get(job.type)
+        if job_type is None:
+            continue
+        log.warning("job %s was never dispatched; dispatching it now", job.id)
+        dispatch(job, job_type)
+        sent += 1
+    return sent
+
+
+def cancel(owner_id: int, job_id: str) -> Job:
+    """Cancel the caller's job: a queued one never starts, a running one stops at its next
+    checkpoint; a finished one is a 409."""
+    job = get_owned(owner_id, job_id)
+    if job.status in states.TERMINAL:
+        raise Conflict(f"the job is already {job.status}")
+    lifecycle.request_cancel(job.id)
+    cancelled = db.session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_((states.QUEUED, states.RETRYING)))
+        .values(status=states.CANCELLED, finished_at=utcnow(), message="cancelled")
+    )
+    db.session.commit()
+    db.session.refresh(job)
+    if cancelled.rowcount == 1:  # type: ignore[attr-defined]
+        lifecycle.announce(job, "job.cancelled")
+    return job
 
 
 def get_owned(owner_id: int, job_id: str) -> Job:
@@ -155,7 +274,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def to_dict(job: Job) -> dict[str, Any]:
-    """The job object of the API contract (and of ``job.succeeded``'s ``result``)."""
+    """The job object of the API contract."""
     return {
         "id": job.id,
         "type": job.type,
@@ -163,128 +282,10 @@ def to_dict(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 2),
         "message": job.message,
         "params": job.params,
-        "result": public_result(job),
+        "result": lifecycle.public_result(job),
         "error": job.error,
         "attempts": job.attempts,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": lifecycle.iso(job.created_at),
+        "started_at": lifecycle.iso(job.started_at),
+        "finished_at": lifecycle.iso(job.finished_at),
     }
-
-
-def public_result(job: Job) -> dict[str, Any] | None:
-    if job.result is None:
-        return None
-    result = dict(job.result)
-    if job.result_key and job.status == states.SUCCEEDED:
-        result["download_url"] = current_runtime().signer.url(job.id, job.owner_id)
-    return result
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-# --- transitions made by the worker -------------------------------------------------------
-
-
-def _transition(job: Job, new_status: str) -> None:
-    states.check_transition(job.status, new_status)
-    job.status = new_status
-
-
-def _announce(job: Job, event: str, **extra: Any) -> dict[str, Any]:
-    return current_runtime().events.publish(
-        event,
-        job_id=job.id,
-        owner_id=job.owner_id,
-        status=job.status,
-        progress=job.progress,
-        message=job.message,
-        **extra,
-    )
-
-
-def start_attempt(job_id: str) -> Job | None:
-    """Mark the job running for one more attempt; None if it must not run (gone or finished)."""
-    job = db.session.get(Job, job_id, with_for_update=True)
-    if job is None or job.status in states.TERMINAL:
-        db.session.rollback()
-        return None
-    _transition(job, states.RUNNING)
-    job.attempts += 1
-    job.started_at = job.started_at or utcnow()
-    job.error = None
-    db.session.commit()
-    _announce(job, "job.started", attempt=job.attempts)
-    return job
-
-
-def record_progress(job: Job, percent: float, message: str | None, *, persist: bool) -> None:
-    """Publish progress; write it to the row only when ``persist`` (the caller throttles)."""
-    job.progress = percent
-    if message is not None:
-        job.message = message
-    if persist:
-        db.session.commit()
-    _announce(job, "job.progress")
-
-
-def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
-    _transition(job, states.SUCCEEDED)
-    job.progress = 100.0
-    job.result = result
-    job.result_key = result_key
-    job.finished_at = utcnow()
-    db.session.commit()
-    _announce(job, "job.succeeded", result=public_result(job))
-
-
-def fail(job: Job, error: dict[str, str]) -> None:
-    _transition(job, states.FAILED)
-    job.error = error
-    job.message = error["message"]
-    job.finished_at = utcnow()
-    db.session.commit()
-    _announce(job, "job.failed", error=error)
-
-
-def schedule_retry(job: Job, error: dict[str, str], retry_at: datetime) -> None:
-    _transition(job, states.RETRYING)
-    job.error = error
-    db.session.commit()
-    _announce(job, "job.retrying", error=error, attempt=job.attempts, retry_at=_iso(retry_at))
-
-
-def mark_cancelled(job: Job) -> None:
-    _transition(job, states.CANCELLED)
-    job.finished_at = utcnow()
-    job.message = "cancelled"
-    db.session.commit()
-    _announce(job, "job.cancelled")
-
-
-# --- cancellation and retention ------------------------------------------------------------
-
-
-def _cancel_key(job_id: str) -> str:
-    return f"jobcast:job:{job_id}:cancel"
-
-
-def cancel_requested(job_id: str) -> bool:
-    """Checked by a running job at its progress checkpoints."""
-    return bool(current_runtime().redis.exists(_cancel_key(job_id)))
-
-
-def expire_results(cutoff: datetime) -> int:
-    """Delete result files of jobs that finished before ``cutoff``; the rows stay."""
-    rt = current_runtime()
-    jobs = db.session.scalars(
-        select(Job).where(Job.result_key.is_not(None), Job.finished_at < cutoff)
-    ).all()
-    for job in jobs:
-        rt.storage.delete(job.result_key)  # type: ignore[arg-type]
-        job.result_key = None
-        job.result = {**(job.result or {}), "expired": True}
-        db.session.commit()
-    return len(jobs)

@@ -1,14 +1,16 @@
 """The Celery side: one generic task runs any registered job type by job id.
 
 Task id = job id. Tasks are acknowledged late and rejected when their worker dies, so a crashed
-worker's job is delivered again; ``start_attempt`` refuses to run a job that already finished,
-so a duplicate delivery never runs a job twice to completion.
+worker's job is delivered again. ``start_attempt`` refuses a job that already finished and, by
+the job's lease, a second delivery while an attempt is alive: that delivery is retried after
+the lease's lifetime, so it runs only if the live attempt has died meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled, JobError
 from jobcast.extensions import db
-from jobcast.jobs import service
+from jobcast.jobs import lifecycle, service
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.models import Job
 from jobcast.logs import correlated
@@ -42,10 +44,10 @@ class TaskReporter:
         persist = percent >= 100.0 or now - self._last_db_write >= self._db_interval
         if persist:
             self._last_db_write = now
-        service.record_progress(self.job, percent, message, persist=persist)
+        lifecycle.record_progress(self.job, percent, message, persist=persist)
 
     def cancel_requested(self) -> bool:
-        return service.cancel_requested(self.job.id)
+        return lifecycle.cancel_requested(self.job.id)
 
     def staging_path(self, filename: str) -> Path:
         return self.runtime.storage.staging_path(
@@ -58,70 +60,95 @@ def run_job(task: Task, job_id: str) -> None:
     rt = current_runtime()
     job = db.session.get(Job, job_id)
     with correlated(request_id=job.request_id if job else None, job_id=job_id):
-        job = service.start_attempt(job_id)
-        if job is None:
+        try:
+            started = lifecycle.start_attempt(job_id)
+        except lifecycle.Duplicate:
+            wait = rt.settings.job_lease_seconds
+            log.info("job %s has a live attempt; looking again in %.0f s", job_id, wait)
+            raise task.retry(countdown=wait, max_retries=None) from None
+        if started is None:
             log.info("job %s is finished or gone; delivery ignored", job_id)
             return
-        job_type = rt.registry.get(job.type)
-        if job_type is None:
-            service.fail(job, {"type": "unknown_type", "message": f"no job type {job.type!r}"})
-            return
-        log.info("job %s (%s) attempt %d started", job.id, job.type, job.attempts)
-        ctx = JobContext(
-            job_id=job.id,
-            owner_id=job.owner_id,
-            params=job_type.params.model_validate(job.params),
-            attempt=job.attempts,
-            request_id=job.request_id,
-            reporter=TaskReporter(job, rt),
-            interval=rt.settings.progress_interval,
-            logger=log,
-        )
+        job, lease = started
         try:
+            _attempt(task, rt, job)
+        finally:
+            lease.release()
+
+
+def _attempt(task: Task, rt: Runtime, job: Job) -> None:
+    """Run the job function once and record the outcome; exceptions reach Celery."""
+    job_type = rt.registry.get(job.type)
+    if job_type is None:
+        lifecycle.fail(job, {"type": "unknown_type", "message": f"no job type {job.type!r}"})
+        return
+    log.info("job %s (%s) attempt %d started", job.id, job.type, job.attempts)
+    ctx = JobContext(
+        job_id=job.id,
+        owner_id=job.owner_id,
+        params=job_type.params.model_validate(job.params),
+        attempt=job.attempts,
+        request_id=job.request_id,
+        reporter=TaskReporter(job, rt),
+        interval=rt.settings.progress_interval,
+        logger=log,
+    )
+    try:
+        with _soft_time_limit(job_type.time_limit):
             result = job_type.func(ctx) or {}
             ctx.flush()
-            _finish(rt, job, ctx, result)
-        except JobCancelled:
-            _abandon(rt, job)
-            service.mark_cancelled(job)
-            log.info("job %s cancelled", job.id)
-        except SoftTimeLimitExceeded:
-            _abandon(rt, job)
-            service.fail(
-                job,
-                {
-                    "type": "timeout",
-                    "message": f"the job ran longer than {job_type.time_limit:g} s",
-                },
-            )
+        _finish(rt, job, ctx, result)
+    except JobCancelled:
+        _abandon(rt, job)
+        lifecycle.mark_cancelled(job)
+        log.info("job %s cancelled", job.id)
+    except SoftTimeLimitExceeded:
+        _abandon(rt, job)
+        lifecycle.fail(
+            job,
+            {"type": "timeout", "message": f"the job ran longer than {job_type.time_limit:g} s"},
+        )
+        raise
+    except job_type.retry_on as exc:
+        _abandon(rt, job)
+        error = {"type": getattr(exc, "code", "transient"), "message": str(exc)}
+        if job.attempts > job_type.max_retries:
+            lifecycle.fail(job, error)
             raise
-        except job_type.retry_on as exc:
-            _abandon(rt, job)
-            error = {"type": getattr(exc, "code", "transient"), "message": str(exc)}
-            if job.attempts > job_type.max_retries:
-                service.fail(job, error)
-                raise
-            delay = job_type.retry_delay(job.attempts)
-            service.schedule_retry(job, error, utcnow() + timedelta(seconds=delay))
-            log.warning(
-                "job %s attempt %d failed (%s); retry in %.1f s", job.id, job.attempts, exc, delay
-            )
-            raise task.retry(exc=exc, countdown=delay, max_retries=None) from None
-        except JobError as exc:
-            _abandon(rt, job)
-            service.fail(job, {"type": exc.code, "message": str(exc)})
-            raise
-        except Exception as exc:
-            log.exception("job %s failed unexpectedly", job.id)
-            _abandon(rt, job)
-            service.fail(
-                job,
-                {
-                    "type": "internal",
-                    "message": f"the job failed unexpectedly ({type(exc).__name__})",
-                },
-            )
-            raise
+        delay = job_type.retry_delay(job.attempts)
+        lifecycle.schedule_retry(job, error, utcnow() + timedelta(seconds=delay))
+        log.warning(
+            "job %s attempt %d failed (%s); retry in %.1f s", job.id, job.attempts, exc, delay
+        )
+        raise task.retry(exc=exc, countdown=delay, max_retries=None) from None
+    except JobError as exc:
+        _abandon(rt, job)
+        lifecycle.fail(job, {"type": exc.code, "message": str(exc)})
+        raise
+    except Exception as exc:
+        log.exception("job %s failed unexpectedly", job.id)
+        _abandon(rt, job)
+        lifecycle.fail(
+            job,
+            {"type": "internal", "message": f"the job failed unexpectedly ({type(exc).__name__})"},
+        )
+        raise
+
+
+def _soft_time_limit(seconds: float) -> AbstractContextManager[object]:
+    """Raise SoftTimeLimitExceeded in the job after ``seconds``.
+
+    The prefork pool does this itself (a signal to the child); Celery's gevent pool only has
+    the hard limit, which kills the greenlet before jobcast can record the failure, so on
+    gevent the soft limit is a gevent.Timeout around the job function.
+    """
+    try:
+        from gevent import Timeout, monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return nullcontext()
+    if not monkey.is_module_patched("socket"):
+        return nullcontext()
+    return Timeout(seconds, SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded"))
 
 
 def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> None:
@@ -138,7 +165,7 @@ def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> N
             "content_type": content_type,
         }
         result_key = stored.key
-    service.succeed(job, result, result_key)
+    lifecycle.succeed(job, result, result_key)
     log.info("job %s succeeded", job.id)
 
 
@@ -152,7 +179,12 @@ def expire_results() -> int:
     """Beat task: delete result files past the retention; returns how many went."""
     rt = current_runtime()
     cutoff = utcnow() - timedelta(hours=rt.settings.result_retention_hours)
-    return service.expire_results(cutoff)
+    return lifecycle.expire_results(cutoff)
+
+
+def redispatch_stuck() -> int:
+    """Beat task: send again the queued jobs whose dispatch never completed."""
+    return service.redispatch_stuck(current_runtime().settings.queued_redispatch_seconds)
 
 
 def register_tasks(celery: Celery) -> None:
@@ -164,3 +196,4 @@ def register_tasks(celery: Celery) -> None:
         ignore_result=True,
     )(run_job)
     celery.task(name="jobcast.expire_results", ignore_result=True)(expire_results)
+    celery.task(name="jobcast.redispatch_stuck", ignore_result=True)(redispatch_stuck)

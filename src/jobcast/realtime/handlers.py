@@ -2,21 +2,39 @@
 
 A connection must bring an access token (``auth={"token": ...}`` or an ``Authorization: Bearer``
 header) or it is refused. It then joins its user's private room and no other: there is no
-handler that lets a client join or leave rooms, so events reach only their owner.
+handler that lets a client join or leave rooms, so live events reach only their owner.
+``job.resume`` replays a job's recorded events to the asking connection alone.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
-from flask import request
-from flask_socketio import SocketIO, join_room
+from flask import request, session
+from flask_socketio import SocketIO, emit, join_room
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from jobcast.auth.tokens import TokenRejected, user_id_from_access_token
+from jobcast.extensions import db
 from jobcast.jobs.events import user_room
+from jobcast.jobs.models import Job
+from jobcast.runtime import current_runtime
 
 log = logging.getLogger(__name__)
+
+MAX_RESUME = 200
+
+
+class ResumeRequest(BaseModel):
+    job_id: str = Field(max_length=36)
+    after_seq: int = Field(0, ge=0)
+
+
+_resume_requests: TypeAdapter[ResumeRequest | list[ResumeRequest]] = TypeAdapter(
+    ResumeRequest | list[ResumeRequest]
+)
 
 
 def _token_from(auth: Any) -> str | None:
@@ -27,15 +45,53 @@ def _token_from(auth: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def connect(auth: Any = None) -> None:
+    token = _token_from(auth)
+    if token is None:
+        raise ConnectionRefusedError({"message": "unauthorized: an access token is required"})
+    try:
+        user_id = user_id_from_access_token(token)
+    except TokenRejected as exc:
+        raise ConnectionRefusedError({"message": f"unauthorized: {exc}"}) from None
+    session["user_id"] = user_id
+    join_room(user_room(user_id))
+
+
+def resume(data: Any) -> dict[str, Any]:
+    """Replay recorded events after ``after_seq`` for one job or a list of jobs.
+
+    The acknowledgement says how many events were replayed per job, or an error for a job
+    that is unknown or not the caller's (nothing is sent for it).
+    """
+    try:
+        asked = _resume_requests.validate_python(data)
+    except ValidationError:
+        return {"error": "expected {job_id, after_seq} or a list of them"}
+    items = asked if isinstance(asked, list) else [asked]
+    if len(items) > MAX_RESUME:
+        return {"error": f"at most {MAX_RESUME} jobs per job.resume"}
+    results = [_replay(item) for item in items]
+    return results[0] if not isinstance(asked, list) else {"results": results}
+
+
+def _replay(item: ResumeRequest) -> dict[str, Any]:
+    if not _owned(item.job_id):
+        return {"job_id": item.job_id, "error": "not found"}
+    history = current_runtime().events.history(item.job_id, item.after_seq)
+    for name, payload in history:
+        emit(name, payload, to=request.sid)  # type: ignore[attr-defined]
+    return {"job_id": item.job_id, "replayed": len(history)}
+
+
+def _owned(job_id: str) -> bool:
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        return False
+    job = db.session.get(Job, job_id)
+    return job is not None and job.owner_id == session.get("user_id")
+
+
 def register_handlers(socketio: SocketIO) -> None:
-    @socketio.on("connect")
-    def connect(auth: Any = None) -> None:
-        token = _token_from(auth)
-        if token is None:
-            raise ConnectionRefusedError({"message": "unauthorized: an access token is required"})
-        try:
-            user_id = user_id_from_access_token(token)
-        except TokenRejected as exc:
-            raise ConnectionRefusedError({"message": f"unauthorized: {exc}"}) from None
-        join_room(user_room(user_id))
-        log.debug("socket %s connected for user %s", request.sid, user_id)  # type: ignore[attr-defined]
+    socketio.on_event("connect", connect)
+    socketio.on_event("job.resume", resume)

@@ -1,0 +1,191 @@
+"""A job's life after submission: the worker-side transitions and the periodic sweeps.
+
+With ``service`` this is the only code that commits job rows. Each change is one short
+transaction committed before its event is published, so a client that reacts to an event and
+reads the job over HTTP sees at least that state.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from jobcast.dbtypes import utcnow
+from jobcast.extensions import db
+from jobcast.jobs import states
+from jobcast.jobs.lease import Lease
+from jobcast.jobs.models import Job
+from jobcast.runtime import current_runtime
+
+log = logging.getLogger(__name__)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def public_result(job: Job) -> dict[str, Any] | None:
+    """The result as its owner sees it: with a fresh signed download link for a file."""
+    if job.result is None:
+        return None
+    result = dict(job.result)
+    if job.result_key and job.status == states.SUCCEEDED:
+        result["download_url"] = current_runtime().signer.url(job.id, job.owner_id)
+    return result
+
+
+def announce(job: Job, event: str, **extra: Any) -> dict[str, Any]:
+    """Publish ``event`` with the job's committed state."""
+    return current_runtime().events.publish(
+        event,
+        job_id=job.id,
+        owner_id=job.owner_id,
+        status=job.status,
+        progress=job.progress,
+        message=job.message,
+        **extra,
+    )
+
+
+def _transition(job: Job, new_status: str) -> None:
+    states.check_transition(job.status, new_status)
+    job.status = new_status
+
+
+class Duplicate(Exception):
+    """Another attempt of this job holds its lease; this delivery must wait and look again."""
+
+
+def start_attempt(job_id: str) -> tuple[Job, Lease] | None:
+    """Take the job's lease and mark it running for one more attempt.
+
+    None when the job must not run (gone, finished, cancelled); Duplicate when another attempt
+    is alive. The status change is conditional, so a cancel that commits first wins.
+    """
+    rt = current_runtime()
+    job = db.session.get(Job, job_id)
+    if job is None or job.status in states.TERMINAL:
+        db.session.rollback()
+        return None
+    lease = Lease(rt.redis, job_id, ttl=rt.settings.job_lease_seconds)
+    if not lease.acquire():
+        db.session.rollback()
+        raise Duplicate(job_id)
+    started = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(states.ACTIVE))
+        .values(
+            status=states.RUNNING,
+            attempts=Job.attempts + 1,
+            error=None,
+            started_at=job.started_at or utcnow(),
+            updated_at=utcnow(),
+        )
+    )
+    db.session.commit()
+    if started.rowcount != 1:  # type: ignore[attr-defined]
+        lease.release()
+        return None
+    db.session.refresh(job)
+    announce(job, "job.started", attempt=job.attempts)
+    return job, lease
+
+
+def record_progress(job: Job, percent: float, message: str | None, *, persist: bool) -> None:
+    """Publish progress; write it to the row only when ``persist`` (the caller throttles)."""
+    job.progress = percent
+    if message is not None:
+        job.message = message
+    if persist:
+        db.session.commit()
+    announce(job, "job.progress")
+
+
+def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
+    _transition(job, states.SUCCEEDED)
+    job.progress = 100.0
+    job.result = result
+    job.result_key = result_key
+    job.finished_at = utcnow()
+    db.session.commit()
+    announce(job, "job.succeeded", result=public_result(job))
+
+
+def fail(job: Job, error: dict[str, str]) -> None:
+    _transition(job, states.FAILED)
+    job.error = error
+    job.message = error["message"]
+    job.finished_at = utcnow()
+    db.session.commit()
+    announce(job, "job.failed", error=error)
+
+
+def schedule_retry(job: Job, error: dict[str, str], retry_at: datetime) -> None:
+    _transition(job, states.RETRYING)
+    job.error = error
+    db.session.commit()
+    announce(job, "job.retrying", error=error, attempt=job.attempts, retry_at=iso(retry_at))
+
+
+def mark_cancelled(job: Job) -> None:
+    _transition(job, states.CANCELLED)
+    job.finished_at = utcnow()
+    job.message = "cancelled"
+    db.session.commit()
+    announce(job, "job.cancelled")
+
+
+# --- cancellation flag -----------------------------------------------------------------------
+
+
+def _cancel_key(job_id: str) -> str:
+    return f"jobcast:job:{job_id}:cancel"
+
+
+def request_cancel(job_id: str) -> None:
+    """Flag a running job; it stops at its next checkpoint. Kept as long as the event log."""
+    rt = current_runtime()
+    rt.redis.set(_cancel_key(job_id), "1", ex=int(rt.settings.event_retention_hours * 3600))
+
+
+def cancel_requested(job_id: str) -> bool:
+    """Checked by a running job at its progress checkpoints."""
+    return bool(current_runtime().redis.exists(_cancel_key(job_id)))
+
+
+# --- periodic sweeps (Celery beat) -----------------------------------------------------------
+
+
+def expire_results(cutoff: datetime) -> int:
+    """Delete result files of jobs that finished before ``cutoff``; the rows stay."""
+    rt = current_runtime()
+    jobs = db.session.scalars(
+        select(Job).where(Job.result_key.is_not(None), Job.finished_at < cutoff)
+    ).all()
+    for job in jobs:
+        rt.storage.delete(job.result_key)  # type: ignore[arg-type]
+        job.result_key = None
+        job.result = {**(job.result or {}), "expired": True}
+        db.session.commit()
+    return len(jobs)
+
+
+def undispatched_before(cutoff: datetime, limit: int = 500) -> list[Job]:
+    """Queued jobs committed before ``cutoff`` whose dispatch never completed."""
+    return list(
+        db.session.scalars(
+            select(Job)
+            .where(
+                Job.status == states.QUEUED, Job.dispatched_at.is_(None), Job.created_at < cutoff
+            )
+            .order_by(Job.created_at)
+            .limit(limit)
+        )
+    )
+
+
+def stale_cutoff(seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=seconds)
