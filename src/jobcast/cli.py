@@ -93,7 +93,7 @@ def worker(pool: str) -> None:
     from jobcast.config import load_settings
 
     settings = load_settings()
-    sup = Supervisor()
+    sup = Supervisor(own_sessions=False)
     for name, argv in worker_commands(pool, settings.io_concurrency, settings.cpu_concurrency):
         sup.start(name, argv)
     sys.exit(sup.run())

@@ -1,8 +1,10 @@
 """Child processes for ``jobcast dev`` and ``jobcast worker``: start, watch, stop them all.
 
-Children run in their own sessions so a Ctrl-C reaches only this supervisor, which then stops
-them in reverse start order (SIGTERM, then SIGKILL after a grace period): no process is left
-behind, and the embedded Redis stops last.
+``jobcast dev`` runs its children in their own sessions so a Ctrl-C reaches only the
+supervisor, which then stops them in reverse start order (SIGTERM, then SIGKILL after a grace
+period): no process is left behind, and the embedded Redis stops last. ``jobcast worker``
+keeps its Celery workers in its own process group, so whoever signals the group (a terminal,
+a process manager) reaches them all.
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ class Supervisor:
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     _stopping: bool = False
 
+    own_sessions: bool = True
+
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
-        proc = subprocess.Popen(list(argv), env=env, start_new_session=True)
+        proc = subprocess.Popen(list(argv), env=env, start_new_session=self.own_sessions)
         self.children.append((name, proc))
 
     def run(self) -> int:
@@ -95,16 +99,19 @@ class Supervisor:
         """Stop children one by one, newest first, so Redis outlives its clients."""
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
-                _signal_group(proc, signal.SIGTERM)
+                _signal(proc, signal.SIGTERM, group=self.own_sessions)
                 try:
                     proc.wait(timeout=self.grace_seconds)
                 except subprocess.TimeoutExpired:
-                    _signal_group(proc, signal.SIGKILL)
+                    _signal(proc, signal.SIGKILL, group=self.own_sessions)
                     proc.wait()
         self.children.clear()
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the child's whole process group: celery's pool children go down with it."""
+def _signal(proc: subprocess.Popen[bytes], sig: int, *, group: bool) -> None:
+    """Signal the child, or its whole process group: celery's pool children go down with it."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)

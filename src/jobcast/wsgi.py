@@ -1,5 +1,8 @@
 """The module the web server imports: ``gunicorn jobcast.wsgi:app``."""
 
 from jobcast.app import create_app
+from jobcast.extensions import socketio
+from jobcast.realtime.handlers import listen_now
 
 app = create_app()
+listen_now(socketio)

@@ -95,3 +95,15 @@ def _owned(job_id: str) -> bool:
 def register_handlers(socketio: SocketIO) -> None:
     socketio.on_event("connect", connect)
     socketio.on_event("job.resume", resume)
+
+
+def listen_now(socketio: SocketIO) -> None:
+    """Subscribe to the message queue at start-up instead of at the first connection.
+
+    python-socketio subscribes lazily; after a restart, clients that reconnect and resume
+    at once would otherwise miss the live events published before the subscription is up.
+    """
+    server = socketio.server
+    if server is not None and not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()

@@ -1,0 +1,216 @@
+"""Nothing lost when parts fail: a web server killed, a worker killed, the broker down.
+
+Each test runs its own stack (own Redis, database and processes) because it breaks it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+
+from jobcast import create_app
+from jobcast.dbtypes import utcnow
+from jobcast.extensions import db
+from jobcast.jobs import service
+from jobcast.jobs.models import Job
+from jobcast.procs import free_port, redis_server_command, wait_for_port
+from tests.integration.conftest import ROOT, Stack
+from tests.integration.support import EVENTS, TERMINAL_EVENTS, Api
+
+
+def _stack(tmp_path: Path, **env: str) -> Stack:
+    return Stack(
+        tmp_path,
+        env_overrides={
+            "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.integration.jobs",
+            "JOBCAST_IO_CONCURRENCY": "50",
+            "JOBCAST_CPU_CONCURRENCY": "1",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        },
+    )
+
+
+def _app_for(stack: Stack) -> Any:
+    return create_app(
+        {
+            "env": "testing",
+            "database_url": stack.env["JOBCAST_DATABASE_URL"],
+            "redis_url": stack.env["JOBCAST_REDIS_URL"],
+            "storage_dir": stack.storage_dir,
+        }
+    )
+
+
+class ResumingClient:
+    """A client that reconnects by itself and resumes every job from its last seen seq, as
+    docs/api.md tells clients to; it keeps the set of seqs seen per job to count duplicates."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.seen: dict[str, list[int]] = {}
+        self.terminal: set[str] = set()
+        self.lock = threading.Lock()
+        self.client = socketio.Client(
+            reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2
+        )
+        self.client.on("connect", self._resume)
+        for name in EVENTS:
+            self.client.on(name, self._recorder(name))
+        self.client.connect(base_url, auth={"token": token}, wait_timeout=10)
+
+    def _recorder(self, name: str) -> Any:
+        def record(payload: dict[str, Any]) -> None:
+            with self.lock:
+                self.seen.setdefault(payload["job_id"], []).append(payload["seq"])
+                if name in TERMINAL_EVENTS:
+                    self.terminal.add(payload["job_id"])
+
+        return record
+
+    def _resume(self) -> None:
+        with self.lock:
+            asks = [{"job_id": j, "after_seq": max(s)} for j, s in self.seen.items()]
+        if asks:
+            self.client.emit("job.resume", asks)
+
+    def track(self, job_id: str) -> None:
+        with self.lock:
+            self.seen.setdefault(job_id, [0])
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+@pytest.mark.timeout(180)
+def test_web_server_killed_mid_job_clients_resume_and_lose_nothing(tmp_path: Path) -> None:
+    with _stack(tmp_path) as stack:
+        users = [stack.api().signup() for _ in range(20)]
+        clients = [ResumingClient(stack.base_url, u.token) for u in users]
+        jobs = []
+        for user, client in zip(users, clients, strict=True):
+            job = user.submit("demo.steps", {"steps": 40, "step_ms": 100})
+            client.track(job["id"])
+            jobs.append(job["id"])
+        time.sleep(1.0)
+        port = int(stack.base_url.rsplit(":", 1)[1])
+        web = stack.process("web")
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait()
+        time.sleep(1.0)  # events published now reach no web process: only the log has them
+        stack.start_web(port=port, name="web-2")
+
+        deadline = time.monotonic() + 90
+        while any(j not in c.terminal for j, c in zip(jobs, clients, strict=True)):
+            assert time.monotonic() < deadline, "some clients never saw their job end"
+            time.sleep(0.2)
+        for user, job_id, client in zip(users, jobs, clients, strict=True):
+            seqs = [s for s in client.seen[job_id] if s]
+            expected = len(service_events(stack, job_id))
+            assert sorted(set(seqs)) == list(range(1, expected + 1)), job_id
+            assert user.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded"
+        for client in clients:
+            client.close()
+
+
+def service_events(stack: Stack, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    with _app_for(stack).app_context():
+        from jobcast.runtime import current_runtime
+
+        return current_runtime().events.history(job_id)
+
+
+@pytest.mark.timeout(180)
+def test_worker_killed_mid_job_is_redelivered_and_ends_once(tmp_path: Path) -> None:
+    with _stack(
+        tmp_path,
+        JOBCAST_VISIBILITY_TIMEOUT="10",
+        JOBCAST_BROKER_RESTORE_SECONDS="1",
+        JOBCAST_JOB_LEASE_SECONDS="2",
+    ) as stack:
+        api = stack.api().signup()
+        job = api.submit("test.chunks", {"chunks": 30, "chunk_ms": 100})
+        api.wait_job(job["id"], until=lambda j: j["progress"] >= 20, timeout=30)
+        worker = stack.process("worker-all")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        stack.start_process("worker-2", [sys.executable, "-m", "jobcast", "worker"])
+
+        final = api.wait_job(job["id"], timeout=120)
+        assert final["status"] == "succeeded" and final["attempts"] == 2
+        events = service_events(stack, job["id"])
+        started = [p["attempt"] for n, p in events if n == "job.started"]
+        assert started == [1, 2]
+        assert [n for n, _ in events].count("job.succeeded") == 1
+        assert not any(n in ("job.failed", "job.cancelled") for n, _ in events)
+        files = [p for p in stack.storage_dir.rglob("*") if p.is_file()]
+        assert [f.name for f in files] == ["chunks.txt"]
+        lines = files[0].read_text().splitlines()
+        assert lines == [f"chunk {n} attempt 2" for n in range(1, 31)]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A Redis used only as the Celery broker, so the test can take it away."""
+    import subprocess
+
+    port = free_port()
+    proc = subprocess.Popen(
+        redis_server_command(port, tmp_path, persist=False), stdout=subprocess.DEVNULL
+    )
+    wait_for_port("127.0.0.1", port)
+    yield f"redis://127.0.0.1:{port}/0", proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.timeout(120)
+def test_broker_down_at_submit_is_503_with_retry_after_and_leaves_no_job(
+    tmp_path: Path, broker: tuple[str, Any]
+) -> None:
+    url, proc = broker
+    with _stack(tmp_path, JOBCAST_BROKER_URL=url) as stack:
+        api = stack.api().signup()
+        assert api.wait_job(api.submit("demo.steps", {"steps": 1, "step_ms": 0})["id"])
+        proc.kill()
+        proc.wait()
+        response = api.post("/api/v1/jobs", json={"type": "demo.steps", "params": {"steps": 1}})
+        assert response.status_code == 503
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert int(response.headers["Retry-After"]) > 0
+        assert len(api.get("/api/v1/jobs").json()["items"]) == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_committed_job_whose_dispatch_never_happened_is_sent_by_the_sweeper(
+    tmp_path: Path,
+) -> None:
+    with _stack(tmp_path) as stack:
+        api: Api = stack.api().signup()
+        user_id = api.get("/api/v1/me").json()["id"]
+        job_id = "6d1f3a9e-59a4-4a55-9a3c-0c7b5f6f0e01"
+        with _app_for(stack).app_context():
+            # What a web process leaves when it dies between the commit and the publish.
+            job = Job(
+                id="6d1f3a9e-59a4-4a55-9a3c-0c7b5f6f0e01",
+                owner_id=user_id,
+                type="demo.steps",
+                params={"steps": 2, "step_ms": 10},
+                status="queued",
+                created_at=utcnow() - timedelta(minutes=5),
+            )
+            db.session.add(job)
+            db.session.commit()
+            assert service.redispatch_stuck(older_than_seconds=60) == 1
+            assert service.redispatch_stuck(older_than_seconds=60) == 0
+        final = api.wait_job(job_id)
+        assert final["status"] == "succeeded" and final["attempts"] == 1
