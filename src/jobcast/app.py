@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from flask import Flask
@@ -11,6 +12,8 @@ from jobcast.config import Settings, celery_config, flask_config, load_settings
 from jobcast.extensions import celery_init_app, db, jwt, socketio
 from jobcast.jobs.registry import registry
 from jobcast.logs import configure_logging
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
@@ -40,6 +43,18 @@ def _load_job_modules(settings: Settings) -> None:
     """Import the modules whose ``@job`` functions fill the registry (web and worker alike)."""
     for name in filter(None, (m.strip() for m in settings.job_modules.split(","))):
         importlib.import_module(name)
+    for job_type in registry:
+        # The Redis broker hands an unacknowledged message to another worker after the
+        # visibility timeout: a job that may run longer would then run twice at once.
+        longest = job_type.time_limit + 30 + job_type.retry_backoff_max
+        if longest >= settings.visibility_timeout:
+            log.warning(
+                "job type %s may hold its message %g s, longer than JOBCAST_VISIBILITY_TIMEOUT"
+                " (%d s); raise the timeout or lower the time limit",
+                job_type.name,
+                longest,
+                settings.visibility_timeout,
+            )
 
 
 def _register(app: Flask, settings: Settings, celery: Any) -> None:

@@ -47,3 +47,18 @@ def test_two_users_never_see_each_others_events(stack: Stack, listener_factory) 
     assert {p["job_id"] for _, p in bob_ears.events} == {b["id"]}
     assert bob.get(f"/api/v1/jobs/{a['id']}").status_code == 404
     assert [j["id"] for j in bob.get("/api/v1/jobs").json()["items"]] == [b["id"]]
+
+
+def test_request_id_follows_the_job_into_the_worker_log(stack: Stack, api: Api) -> None:
+    request_id = "trace-" + "7" * 20
+    response = api.post(
+        "/api/v1/jobs",
+        json={"type": "demo.steps", "params": {"steps": 1, "step_ms": 0}},
+        headers={"X-Request-ID": request_id},
+    )
+    assert response.headers["X-Request-ID"] == request_id
+    job = api.wait_job(response.json()["id"])
+    assert job["status"] == "succeeded"
+    worker_log = (stack.logs / "worker-all.log").read_text()
+    lines = [line for line in worker_log.splitlines() if job["id"] in line]
+    assert lines and all(f"req={request_id}" in line for line in lines)

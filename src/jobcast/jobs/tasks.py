@@ -17,6 +17,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker.request import Request
 
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled, JobError
@@ -24,7 +25,7 @@ from jobcast.extensions import db
 from jobcast.jobs import lifecycle, service
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.models import Job
-from jobcast.logs import correlated
+from jobcast.logs import correlated, remember_request
 from jobcast.runtime import Runtime, current_runtime
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,17 @@ def redispatch_stuck() -> int:
     return service.redispatch_stuck(current_runtime().settings.queued_redispatch_seconds)
 
 
+class JobRequest(Request):
+    """Celery's request for ``jobcast.run``: remembers the request id as the message arrives,
+    so even Celery's own "received" line about the job is correlated."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request_id = self.request_dict.get("request_id")
+        if isinstance(request_id, str):
+            remember_request(self.id, request_id)
+
+
 def register_tasks(celery: Celery) -> None:
     celery.task(
         name="jobcast.run",
@@ -194,6 +206,7 @@ def register_tasks(celery: Celery) -> None:
         acks_late=True,
         reject_on_worker_lost=True,
         ignore_result=True,
+        Request=JobRequest,
     )(run_job)
     celery.task(name="jobcast.expire_results", ignore_result=True)(expire_results)
     celery.task(name="jobcast.redispatch_stuck", ignore_result=True)(redispatch_stuck)
