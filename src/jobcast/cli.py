@@ -102,10 +102,9 @@ def worker(pool: str) -> None:
 @main.command()
 def beat() -> None:
     """Run Celery beat (result expiry and other housekeeping)."""
-    os.execv(
-        sys.executable,
-        _celery_argv("beat", "-l", "INFO", "-s", str(Path("instance/celerybeat-schedule"))),
-    )
+    schedule = Path("instance") / "celerybeat-schedule"
+    schedule.parent.mkdir(exist_ok=True)
+    os.execv(sys.executable, _celery_argv("beat", "-l", "INFO", "-s", str(schedule)))
 
 
 @main.command()
@@ -154,9 +153,18 @@ def users() -> None:
 @click.password_option()
 def users_create(email: str, password: str) -> None:
     """Create a user account."""
+    from pydantic import ValidationError
+
     from jobcast.auth.users import create_user
+    from jobcast.auth.views import Credentials
     from jobcast.errors import ApiError
 
+    try:
+        Credentials(email=email, password=password)
+    except ValidationError as exc:
+        raise click.ClickException(
+            "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        ) from None
     with _app().app_context():
         try:
             user = create_user(email, password)

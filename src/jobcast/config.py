@@ -12,10 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from kombu import Queue
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobcast.errors import ConfigError
+from jobcast.jobs.registry import QUEUES
 
 Profile = Literal["development", "testing", "production"]
 
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     async_mode: Literal["threading", "gevent"] = "threading"
     socketio_channel: str = "jobcast"
     io_concurrency: int = Field(200, ge=1, le=5000)
-    cpu_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    cpu_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=4096)
     web_threads: int = Field(500, ge=4, le=10000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     progress_interval: float = Field(0.1, ge=0)
@@ -84,12 +86,17 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     try:
         return Settings(**(overrides or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"JOBCAST_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
-            f" (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
+        problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _describe(error: Any) -> str:
+    """One problem, naming the variable and (for a single field, never a secret) the value."""
+    if not error["loc"]:  # a check across fields: its message names the variables itself
+        return str(error["msg"]).removeprefix("Value error, ")
+    name = "JOBCAST_" + "_".join(str(part) for part in error["loc"]).upper()
+    shown = "***" if any(w in name for w in ("SECRET", "PASSWORD")) else repr(error["input"])
+    return f"{name}: {error['msg']} (got {shown})"
 
 
 def flask_config(settings: Settings) -> dict[str, Any]:
@@ -139,6 +146,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": "jobcast.io",
+        # Both queues by default, so a plain `celery -A jobcast.worker worker` runs every job.
+        "task_queues": [Queue(name) for name in QUEUES.values()],
         "task_publish_retry_policy": {
             "max_retries": 2,
             "interval_start": 0,

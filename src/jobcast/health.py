@@ -26,10 +26,18 @@ def readyz() -> tuple[Response, int]:
     except SQLAlchemyError:
         db.session.rollback()
         checks["database"] = "unavailable"
+    rt = current_runtime()
     try:
-        current_runtime().redis.ping()
+        rt.redis.ping()
     except RedisError:
         checks["redis"] = "unavailable"
+    if rt.settings.broker_url and rt.settings.broker_url != rt.settings.redis_url:
+        checks["broker"] = "ok"
+        try:
+            with rt.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception:  # kombu raises the transport's own errors
+            checks["broker"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503

@@ -9,11 +9,14 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError as DatabaseError
 from werkzeug.exceptions import HTTPException
 
 from jobcast.errors import (
     ApiError,
     BadRequest,
+    ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
     api_error_response,
@@ -45,6 +48,8 @@ def register_http(app: Flask) -> None:
     app.teardown_request(_forget_request_id)
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RedisError, _dependency_down)
+    app.register_error_handler(DatabaseError, _dependency_down)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -72,12 +77,33 @@ def _http_error(error: HTTPException) -> Response:
     detail = error.description or error.name
     if status == 413:
         detail = f"the request body is larger than {request.max_content_length} bytes"
+        _drain_body()
     response = problem_response(
         status, _HTTP_SLUGS.get(status, f"http-{status}"), error.name, detail
     )
     if status == 405 and error.get_response().headers.get("Allow"):
         response.headers["Allow"] = error.get_response().headers["Allow"]
     return response
+
+
+def _drain_body(limit: int = 16 * 1024 * 1024) -> None:
+    """Read and drop an oversized body (up to ``limit``) so the connection can be reused;
+    the server closes it when more is left."""
+    stream = request.environ.get("wsgi.input")
+    remaining = min(request.content_length or 0, limit)
+    while stream is not None and remaining > 0:
+        chunk = stream.read(min(65536, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
+def _dependency_down(error: Exception) -> Response:
+    # Redis (tokens, events, queue) or the database is unreachable: a retryable 503.
+    log.error(
+        "dependency unavailable on %s %s: %s", request.method, request.path, type(error).__name__
+    )
+    return api_error_response(ServiceUnavailable("a backing service is unavailable; retry shortly"))
 
 
 def _unexpected_error(error: Exception) -> Response:

@@ -32,7 +32,20 @@ class Runtime:
 
 
 def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Celery) -> Runtime:
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    redis = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=3,
+        socket_timeout=10,
+    )
+    # Server-Sent Events wait on XREAD BLOCK for a whole keep-alive period: a longer timeout.
+    stream_reader = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=3,
+        socket_timeout=settings.sse_keepalive_seconds + 10,
+    )
     emitter = socketio.RedisManager(
         settings.redis_url, channel=settings.socketio_channel, write_only=True
     )
@@ -45,6 +58,7 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
             emitter,
             retention_seconds=int(settings.event_retention_hours * 3600),
             durable=settings.durable_events,
+            reader=stream_reader,
         ),
         storage=LocalStorage(settings.storage_dir),
         signer=DownloadSigner(

@@ -57,13 +57,21 @@ def _log_key(job_id: str) -> str:
 class EventPublisher:
     """Numbers, records and emits job events; one per process, shared by its threads.
 
-    ``redis`` must decode responses (``decode_responses=True``).
+    ``redis`` must decode responses (``decode_responses=True``); ``reader``, if given, serves the
+    blocking reads and needs a socket timeout longer than any ``block_ms`` asked for.
     """
 
     def __init__(
-        self, redis: Redis, emitter: Emitter, *, retention_seconds: int, durable: bool = True
+        self,
+        redis: Redis,
+        emitter: Emitter,
+        *,
+        retention_seconds: int,
+        durable: bool = True,
+        reader: Redis | None = None,
     ) -> None:
         self.redis = redis
+        self.reader = reader or redis
         self.emitter = emitter
         self.retention_seconds = retention_seconds
         self.durable = durable
@@ -117,7 +125,7 @@ class EventPublisher:
         if block_ms is None:
             entries = self.redis.xrange(key, min=f"0-{after_seq + 1}", max="+")  # type: ignore[assignment]
         else:
-            found = self.redis.xread({key: f"0-{after_seq}"}, block=block_ms)
+            found = self.reader.xread({key: f"0-{after_seq}"}, block=block_ms)
             entries = found[0][1] if found else []  # type: ignore[index,assignment]
         return [
             (

@@ -54,6 +54,10 @@ class Lease:
             with contextlib.suppress(RedisError):
                 extend(keys=[self.key], args=[self.token, self.ttl_ms])
 
+    def held(self) -> bool:
+        """Whether any attempt holds this job's lease now."""
+        return bool(self.redis.exists(self.key))
+
     def release(self) -> None:
         self._stop.set()
         if self._beat is not None:

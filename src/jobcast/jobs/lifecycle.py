@@ -76,7 +76,7 @@ def start_attempt(job_id: str) -> tuple[Job, Lease] | None:
         raise Duplicate(job_id)
     started = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(states.ACTIVE))
+        .where(Job.id == job_id, Job.status.in_(states.sources_of(states.RUNNING)))
         .values(
             status=states.RUNNING,
             attempts=Job.attempts + 1,
@@ -185,6 +185,24 @@ def undispatched_before(cutoff: datetime, limit: int = 500) -> list[Job]:
             .limit(limit)
         )
     )
+
+
+def fail_lost(cutoff: datetime) -> int:
+    """Fail running jobs nobody runs any more: no live lease, and no change since ``cutoff``.
+
+    A worker killed by a hard time limit (prefork kills the process) leaves its job running;
+    the broker does not deliver it again because Celery acknowledged it as failed.
+    """
+    rt = current_runtime()
+    lost = 0
+    for job in db.session.scalars(
+        select(Job).where(Job.status == states.RUNNING, Job.updated_at < cutoff).limit(500)
+    ):
+        if Lease(rt.redis, job.id, ttl=rt.settings.job_lease_seconds).held():
+            continue
+        fail(job, {"type": "lost", "message": "the worker running this job stopped"})
+        lost += 1
+    return lost
 
 
 def stale_cutoff(seconds: float) -> datetime:

@@ -97,6 +97,7 @@ def job(
     time_limit: float = 3600.0,
     max_retries: int = 3,
     retry_backoff: float = 2.0,
+    retry_backoff_max: float = 600.0,
     retry_on: tuple[type[BaseException], ...] = (TransientJobError,),
     into: Registry | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
@@ -118,6 +119,7 @@ def job(
                 time_limit=time_limit,
                 max_retries=max_retries,
                 retry_backoff=retry_backoff,
+                retry_backoff_max=retry_backoff_max,
                 retry_on=retry_on,
             )
         )

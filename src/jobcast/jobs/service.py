@@ -205,7 +205,9 @@ def cancel(owner_id: int, job_id: str) -> Job:
     lifecycle.request_cancel(job.id)
     cancelled = db.session.execute(
         update(Job)
-        .where(Job.id == job.id, Job.status.in_((states.QUEUED, states.RETRYING)))
+        .where(
+            Job.id == job.id, Job.status.in_(states.sources_of(states.CANCELLED) - {states.RUNNING})
+        )
         .values(status=states.CANCELLED, finished_at=utcnow(), message="cancelled")
     )
     db.session.commit()

@@ -15,9 +15,9 @@ ACTIVE = frozenset({QUEUED, RUNNING, RETRYING})
 
 # RUNNING -> RUNNING is a redelivery: a worker died mid-job and another one starts it again.
 _TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({RUNNING, FAILED, CANCELLED}),
+    QUEUED: frozenset({RUNNING, CANCELLED}),
     RUNNING: frozenset({RUNNING, RETRYING, SUCCEEDED, FAILED, CANCELLED}),
-    RETRYING: frozenset({RUNNING, FAILED, CANCELLED}),
+    RETRYING: frozenset({RUNNING, CANCELLED}),
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),
     CANCELLED: frozenset(),
@@ -40,6 +40,11 @@ class InvalidTransition(Exception):
 
 def can_transition(current: str, new: str) -> bool:
     return new in _TRANSITIONS.get(current, frozenset())
+
+
+def sources_of(new: str) -> frozenset[str]:
+    """Every state that may become ``new``: the guard of a conditional UPDATE."""
+    return frozenset(s for s, targets in _TRANSITIONS.items() if new in targets)
 
 
 def check_transition(current: str, new: str) -> None:

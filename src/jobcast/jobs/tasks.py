@@ -18,6 +18,8 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
+from gevent import Timeout as GeventTimeout
+from gevent import monkey
 
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled, JobError
@@ -126,6 +128,11 @@ def _attempt(task: Task, rt: Runtime, job: Job) -> None:
         _abandon(rt, job)
         lifecycle.fail(job, {"type": exc.code, "message": str(exc)})
         raise
+    except GeventTimeout:
+        # Celery's hard limit on the gevent pool (a job that ignored the soft one).
+        _abandon(rt, job)
+        lifecycle.fail(job, {"type": "timeout", "message": "the job hit its hard time limit"})
+        raise
     except Exception as exc:
         log.exception("job %s failed unexpectedly", job.id)
         _abandon(rt, job)
@@ -143,13 +150,11 @@ def _soft_time_limit(seconds: float) -> AbstractContextManager[object]:
     the hard limit, which kills the greenlet before jobcast can record the failure, so on
     gevent the soft limit is a gevent.Timeout around the job function.
     """
-    try:
-        from gevent import Timeout, monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return nullcontext()
     if not monkey.is_module_patched("socket"):
         return nullcontext()
-    return Timeout(seconds, SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded"))
+    return GeventTimeout(
+        seconds, SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded")
+    )
 
 
 def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> None:
@@ -171,8 +176,11 @@ def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> N
 
 
 def _abandon(rt: Runtime, job: Job) -> None:
-    """Forget the failed attempt: its uncommitted rows and its partial file."""
+    """Forget the failed attempt's uncommitted rows and partial file, but keep the progress
+    its events already showed, so the final event does not move the bar backwards."""
+    progress, message = job.progress, job.message
     db.session.rollback()
+    job.progress, job.message = progress, message
     rt.storage.discard(job.owner_id, job.id)
 
 
@@ -184,8 +192,15 @@ def expire_results() -> int:
 
 
 def redispatch_stuck() -> int:
-    """Beat task: send again the queued jobs whose dispatch never completed."""
-    return service.redispatch_stuck(current_runtime().settings.queued_redispatch_seconds)
+    """Beat task: send again the queued jobs whose dispatch never completed, and fail the
+    running ones whose worker is gone for good (past the broker's redelivery window)."""
+    settings = current_runtime().settings
+    lost = lifecycle.fail_lost(
+        lifecycle.stale_cutoff(settings.visibility_timeout + 3 * settings.job_lease_seconds)
+    )
+    if lost:
+        log.warning("%d running jobs had no worker any more and were failed", lost)
+    return service.redispatch_stuck(settings.queued_redispatch_seconds)
 
 
 class JobRequest(Request):

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from flask import request, session
-from flask_socketio import SocketIO, emit, join_room
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from jobcast.auth.tokens import TokenRejected, user_id_from_access_token

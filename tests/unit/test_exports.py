@@ -1,0 +1,229 @@
+"""The export filters and writers without servers: params, the SQL they make, the files."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, get_args
+
+import openpyxl
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import Engine, create_engine, insert
+from sqlalchemy.pool import StaticPool
+
+from jobcast.auth.models import User
+from jobcast.builtin import exports
+from jobcast.builtin.exports import COLUMNS, ExportParams, OrderFilter, Region, select_orders
+from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order
+from jobcast.errors import JobCancelled
+from jobcast.extensions import db
+
+
+def test_the_literal_types_list_exactly_the_models_values() -> None:
+    assert get_args(Region) == REGIONS
+    assert get_args(exports.OrderStatus) == ORDER_STATUSES
+
+
+# --- params ---------------------------------------------------------------------------------
+
+
+def test_a_bare_date_means_a_whole_day_and_an_instant_stays_an_instant() -> None:
+    params = ExportParams.model_validate(
+        {"created_from": "2024-03-01", "created_to": "2024-03-01T00:00:00Z"}
+    )
+    assert params.created_from == date(2024, 3, 1)
+    assert params.created_to == datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def test_a_time_without_an_offset_is_utc() -> None:
+    params = ExportParams.model_validate({"created_from": "2024-03-01T12:30:00"})
+    assert params.created_from == datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def test_params_survive_the_round_trip_through_the_job_row() -> None:
+    """The API stores params as JSON and the worker validates them again: same meaning."""
+    for raw in (
+        {"created_from": "2024-03-01", "created_to": "2024-03-02"},
+        {"created_from": "2024-03-01T10:00:00+02:00", "created_to": "2024-03-01T10:00:00Z"},
+        {"region": "east", "status": "paid", "min_total_cents": 0, "limit": 10},
+    ):
+        params = ExportParams.model_validate(raw)
+        assert ExportParams.model_validate(params.model_dump(mode="json")) == params
+
+
+@pytest.mark.parametrize(
+    ("created_from", "created_to"),
+    [
+        ("2024-03-01", "2024-03-01"),
+        ("2024-03-01T23:00:00Z", "2024-03-01"),
+        ("2024-03-01T10:00:00Z", "2024-03-01T10:00:00Z"),
+    ],
+)
+def test_a_range_may_be_one_day_or_one_instant(created_from: str, created_to: str) -> None:
+    ExportParams.model_validate({"created_from": created_from, "created_to": created_to})
+
+
+@pytest.mark.parametrize(
+    ("created_from", "created_to"),
+    [
+        ("2024-03-02", "2024-03-01"),
+        ("2024-03-02T00:00:00Z", "2024-03-01"),
+        ("2024-03-01T10:00:01Z", "2024-03-01T10:00:00Z"),
+    ],
+)
+def test_a_range_that_ends_before_it_starts_is_refused_on_created_to(
+    created_from: str, created_to: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ExportParams.model_validate({"created_from": created_from, "created_to": created_to})
+    assert [e["loc"] for e in caught.value.errors()] == [("created_to",)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"region": "mars"},
+        {"status": "lost"},
+        {"min_total_cents": -1},
+        {"limit": 0},
+        {"limit": 5_000_001},
+        {"created_from": "yesterday"},
+        {"user_id": 2},
+    ],
+)
+def test_bad_filters_are_refused(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ExportParams.model_validate(raw)
+
+
+def test_the_report_filters_take_no_limit() -> None:
+    with pytest.raises(ValidationError):
+        OrderFilter.model_validate({"limit": 5})
+
+
+# --- the query ------------------------------------------------------------------------------
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+# (user, created_at, region, status, total_cents), ids 1.. in this order
+ORDERS = [
+    (1, T0 - timedelta(seconds=1), "north", "paid", 1_000),
+    (1, T0, "north", "pending", 5_000),
+    (1, T0 + timedelta(hours=23, minutes=59, seconds=59), "south", "paid", 9_000),
+    (1, T0 + timedelta(days=1), "north", "paid", 20_000),
+    (2, T0, "north", "paid", 50_000),
+]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    db.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(User),
+            [{"id": n, "email": f"u{n}@example.com", "password_hash": "x"} for n in (1, 2)],
+        )
+        conn.execute(
+            insert(Order),
+            [
+                {
+                    "user_id": user,
+                    "created_at": created,
+                    "customer": "c",
+                    "region": region,
+                    "product": "p",
+                    "quantity": 1,
+                    "unit_price_cents": total,
+                    "total_cents": total,
+                    "status": status,
+                }
+                for user, created, region, status, total in ORDERS
+            ],
+        )
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("raw", "ids"),
+    [
+        ({}, [1, 2, 3, 4]),
+        ({"region": "north"}, [1, 2, 4]),
+        ({"status": "paid", "region": "north"}, [1, 4]),
+        ({"min_total_cents": 9_000}, [3, 4]),
+        ({"created_from": "2024-03-01"}, [2, 3, 4]),
+        ({"created_to": "2024-03-01"}, [1, 2, 3]),
+        ({"created_from": "2024-03-01", "created_to": "2024-03-01"}, [2, 3]),
+        ({"created_to": "2024-03-01T00:00:00Z"}, [1, 2]),
+        ({"created_from": "2024-03-01T00:00:01+00:00"}, [3, 4]),
+        ({"created_from": "2024-03-01T01:00:00+01:00", "created_to": "2024-03-01T00:00:00"}, [2]),
+    ],
+)
+def test_select_orders_finds_exactly_the_owners_matching_orders(
+    engine: Engine, raw: dict[str, Any], ids: list[int]
+) -> None:
+    query = select_orders(1, OrderFilter.model_validate(raw), Order.id).order_by(Order.id)
+    with engine.connect() as conn:
+        assert list(conn.scalars(query)) == ids
+
+
+# --- the writers ----------------------------------------------------------------------------
+
+ROW = (1, datetime(2024, 3, 1, 12, 30, 15), "c-1", "north", "widget", 2, 150, 300, "paid")
+
+
+def _batches(count: int, size: int = 2) -> list[list[tuple[Any, ...]]]:
+    rows = [(n, *ROW[1:]) for n in range(1, count + 1)]
+    return [rows[i : i + size] for i in range(0, count, size)]
+
+
+def test_csv_has_a_header_and_utc_times(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    assert exports.write_csv(path, _batches(3)) == 3
+    with path.open(newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == list(COLUMNS)
+    assert lines[1] == [
+        "1",
+        "2024-03-01T12:30:15Z",
+        "c-1",
+        "north",
+        "widget",
+        "2",
+        "150",
+        "300",
+        "paid",
+    ]
+    assert [line[0] for line in lines[1:]] == ["1", "2", "3"]
+
+
+def test_xlsx_starts_a_new_sheet_when_one_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "SHEET_ROWS", 2)
+    path = tmp_path / "orders.xlsx"
+    assert exports.write_xlsx(path, _batches(5)) == 5
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Orders", "Orders 2", "Orders 3"]
+    sheets = [list(book[name].iter_rows(values_only=True)) for name in book.sheetnames]
+    assert all(sheet[0] == COLUMNS for sheet in sheets)
+    assert [row[0] for sheet in sheets for row in sheet[1:]] == [1, 2, 3, 4, 5]
+    first = sheets[0][1]
+    assert first[1] == ROW[1] and first[2:] == ROW[2:]
+    assert book["Orders"]["A1"].font.b and book["Orders"]["B2"].number_format.startswith("yyyy")
+
+
+def test_a_workbook_stopped_half_way_is_closed_at_once(tmp_path: Path) -> None:
+    """A cancelled export must not leave the closing to the workbook's destructor."""
+
+    def cancelled_after_one_batch() -> Iterator[list[tuple[Any, ...]]]:
+        yield _batches(2)[0]
+        raise JobCancelled("job")
+
+    path = tmp_path / "orders.xlsx"
+    with pytest.raises(JobCancelled):
+        exports.write_xlsx(path, cancelled_after_one_batch())
+    assert [p.name for p in tmp_path.iterdir()] == ["orders.xlsx"]  # temp files removed
