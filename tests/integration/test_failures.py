@@ -79,7 +79,7 @@ class ResumingClient:
 
     def _resume(self) -> None:
         with self.lock:
-            asks = [{"job_id": j, "after_seq": max(s)} for j, s in self.seen.items()]
+            asks = [{"job_id": j, "after_seq": _contiguous(s)} for j, s in self.seen.items()]
         if asks:
             self.client.emit("job.resume", asks)
 
@@ -89,6 +89,14 @@ class ResumingClient:
 
     def close(self) -> None:
         self.client.disconnect()
+
+
+def _contiguous(seqs: list[int]) -> int:
+    """The highest seq up to which every event has arrived."""
+    have, n = set(seqs), 0
+    while n + 1 in have:
+        n += 1
+    return n
 
 
 @pytest.mark.timeout(180)
@@ -117,6 +125,7 @@ def test_web_server_killed_mid_job_clients_resume_and_lose_nothing(tmp_path: Pat
             seqs = [s for s in client.seen[job_id] if s]
             expected = len(service_events(stack, job_id))
             assert sorted(set(seqs)) == list(range(1, expected + 1)), job_id
+            assert any(name in TERMINAL_EVENTS for name, _ in service_events(stack, job_id))
             assert user.get(f"/api/v1/jobs/{job_id}").json()["status"] == "succeeded"
         for client in clients:
             client.close()
