@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from flask import Flask
 
+from jobcast import create_app
 from jobcast.procs import free_port
 from jobcast.testing import LocalStack
 from tests.integration.support import Api, Listener
@@ -31,6 +33,25 @@ class Stack(LocalStack):
 
     def listen(self, token: str | None, **connect: Any) -> Listener:
         return Listener(self.base_url, token, **connect)
+
+    def app(self, **overrides: Any) -> Flask:
+        """An in-process app with the servers' settings: tokens and links it signs are ones
+        the server trusts, and it reads and writes the same database, Redis and storage."""
+        return create_app(
+            {
+                "env": "testing",
+                "redis_url": self.env["JOBCAST_REDIS_URL"],
+                "database_url": self.env["JOBCAST_DATABASE_URL"],
+                "storage_dir": self.storage_dir,
+                **overrides,
+            }
+        )
+
+
+@pytest.fixture(scope="session")
+def server_app(stack: Stack) -> Flask:
+    """The session stack's settings in an in-process app (see Stack.app)."""
+    return stack.app()
 
 
 class _Inbox:

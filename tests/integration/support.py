@@ -91,6 +91,16 @@ class Api:
             time.sleep(0.2)
 
 
+def assert_problem(response: requests.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem document with ``status``; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"] and body["detail"]
+    return body
+
+
 class Listener:
     """A Socket.IO client that records every job event it receives."""
 

@@ -12,14 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import requests
 import socketio
 from flask import Flask
 from flask_jwt_extended import create_access_token
 
-from jobcast import create_app
 from tests.integration.conftest import Stack
-from tests.integration.support import Api, Listener
+from tests.integration.support import Api, Listener, assert_problem
 
 PASSWORD = "correct horse battery"
 REGISTER = "/api/v1/auth/register"
@@ -31,34 +29,12 @@ ME = "/api/v1/me"
 ListenerFactory = Callable[..., Listener]
 
 
-def assert_problem(response: requests.Response, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem document with ``status``; returns its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("https://") and body["title"] and body["detail"]
-    return body
-
-
 def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 def new_email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@example.com"
-
-
-@pytest.fixture(scope="module")
-def server_app(stack: Stack) -> Flask:
-    """An app with the web server's settings, so tokens it signs are ones the server trusts."""
-    return create_app(
-        {
-            "redis_url": stack.env["JOBCAST_REDIS_URL"],
-            "database_url": stack.env["JOBCAST_DATABASE_URL"],
-            "env": "testing",
-        }
-    )
 
 
 def expired_access_token(app: Flask, user_id: int) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import socketio
 
-from jobcast import create_app
 from jobcast.dbtypes import utcnow
 from jobcast.extensions import db
 from jobcast.jobs import service
@@ -38,17 +37,6 @@ def _stack(tmp_path: Path, **env: str) -> Stack:
             "PYTHONPATH": str(ROOT),
             **env,
         },
-    )
-
-
-def _app_for(stack: Stack) -> Any:
-    return create_app(
-        {
-            "env": "testing",
-            "database_url": stack.env["JOBCAST_DATABASE_URL"],
-            "redis_url": stack.env["JOBCAST_REDIS_URL"],
-            "storage_dir": stack.storage_dir,
-        }
     )
 
 
@@ -132,7 +120,7 @@ def test_web_server_killed_mid_job_clients_resume_and_lose_nothing(tmp_path: Pat
 
 
 def service_events(stack: Stack, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    with _app_for(stack).app_context():
+    with stack.app().app_context():
         from jobcast.runtime import current_runtime
 
         return current_runtime().events.history(job_id)
@@ -207,7 +195,7 @@ def test_a_committed_job_whose_dispatch_never_happened_is_sent_by_the_sweeper(
         api: Api = stack.api().signup()
         user_id = api.get("/api/v1/me").json()["id"]
         job_id = "6d1f3a9e-59a4-4a55-9a3c-0c7b5f6f0e01"
-        with _app_for(stack).app_context():
+        with stack.app().app_context():
             # What a web process leaves when it dies between the commit and the publish.
             job = Job(
                 id="6d1f3a9e-59a4-4a55-9a3c-0c7b5f6f0e01",

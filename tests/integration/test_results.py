@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from jobcast import create_app
 from jobcast.jobs.tasks import expire_results
 from tests.integration.conftest import Stack
 from tests.integration.support import Api
@@ -44,15 +43,7 @@ def test_beat_task_removes_files_past_retention_and_the_job_says_so(stack: Stack
     job = api.wait_job(api.submit("test.file")["id"])
     assert api.get(f"/api/v1/jobs/{job['id']}/result").status_code == 200
     time.sleep(0.1)
-    app = create_app(
-        {
-            "env": "testing",
-            "database_url": stack.env["JOBCAST_DATABASE_URL"],
-            "redis_url": stack.env["JOBCAST_REDIS_URL"],
-            "storage_dir": stack.storage_dir,
-            "result_retention_hours": 0.00001,
-        }
-    )
+    app = stack.app(result_retention_hours=0.00001)
     with app.app_context():
         assert expire_results() >= 1
 
