@@ -1,5 +1,5 @@
 """The job types jobcast ships; importing this package registers them."""
 
-from jobcast.builtin import demo, models
+from jobcast.builtin import demo, exports, mailer, models, report, stats
 
-__all__ = ["demo", "models"]
+__all__ = ["demo", "exports", "mailer", "models", "report", "stats"]
