@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 from flask import Flask
 
+from jobcast.config import Settings, load_settings
+from jobcast.jobs.registry import QUEUES
 from jobcast.procs import Supervisor, free_port, redis_server_command, wait_for_port
 
 DEMO_EMAIL = "demo@example.com"
@@ -30,54 +32,24 @@ def _celery_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "jobcast.worker", *args]
 
 
-def worker_commands(
-    pool: str, io_concurrency: int, cpu_concurrency: int
-) -> list[tuple[str, list[str]]]:
+def worker_commands(pool: str, settings: Settings) -> list[tuple[str, list[str]]]:
     """One gevent worker for I/O-bound jobs, one prefork worker for CPU-bound ones."""
-    commands = []
-    if pool in ("io", "all"):
-        commands.append(
-            (
-                "worker-io",
-                _celery_argv(
-                    "worker",
-                    "-Q",
-                    "jobcast.io",
-                    "-P",
-                    "gevent",
-                    "-c",
-                    str(io_concurrency),
-                    "-n",
-                    "io@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-l",
-                    "INFO",
-                ),
-            )
+    shape = {
+        "io": ("gevent", settings.io_concurrency),
+        "cpu": ("prefork", settings.cpu_concurrency),
+    }
+    return [
+        (
+            f"worker-{kind}",
+            _celery_argv(
+                "worker", "-Q", QUEUES[kind], "-P", shape[kind][0], "-c", str(shape[kind][1]),
+                "-n", f"{kind}@%h", "--without-gossip", "--without-mingle",
+                "-l", settings.log_level,
+            ),
         )
-    if pool in ("cpu", "all"):
-        commands.append(
-            (
-                "worker-cpu",
-                _celery_argv(
-                    "worker",
-                    "-Q",
-                    "jobcast.cpu",
-                    "-P",
-                    "prefork",
-                    "-c",
-                    str(cpu_concurrency),
-                    "-n",
-                    "cpu@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-l",
-                    "INFO",
-                ),
-            )
-        )
-    return commands
+        for kind in ("io", "cpu")
+        if pool in (kind, "all")
+    ]  # fmt: skip
 
 
 @main.command()
@@ -90,11 +62,8 @@ def worker_commands(
 )
 def worker(pool: str) -> None:
     """Run Celery workers for the job queues."""
-    from jobcast.config import load_settings
-
-    settings = load_settings()
     sup = Supervisor(own_sessions=False)
-    for name, argv in worker_commands(pool, settings.io_concurrency, settings.cpu_concurrency):
+    for name, argv in worker_commands(pool, load_settings()):
         sup.start(name, argv)
     sys.exit(sup.run())
 
@@ -104,7 +73,8 @@ def beat() -> None:
     """Run Celery beat (result expiry and other housekeeping)."""
     schedule = Path("instance") / "celerybeat-schedule"
     schedule.parent.mkdir(exist_ok=True)
-    os.execv(sys.executable, _celery_argv("beat", "-l", "INFO", "-s", str(schedule)))
+    level = load_settings().log_level
+    os.execv(sys.executable, _celery_argv("beat", "-l", level, "-s", str(schedule)))
 
 
 @main.command()
@@ -219,10 +189,7 @@ def dev(host: str, port: int) -> None:
             [sys.executable, "-m", "jobcast", "web", "--host", host, "--port", str(port)],
             env,
         )
-        from jobcast.config import load_settings
-
-        settings = load_settings()
-        for name, argv in worker_commands("all", settings.io_concurrency, settings.cpu_concurrency):
+        for name, argv in worker_commands("all", load_settings()):
             sup.start(name, argv, env)
         sup.start("beat", [sys.executable, "-m", "jobcast", "beat"], env)
         wait_for_port(host if host != "0.0.0.0" else "127.0.0.1", port, timeout=60)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     io_concurrency: int = Field(200, ge=1, le=5000)
     cpu_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=4096)
     web_threads: int = Field(500, ge=4, le=10000)
+    db_pool_size: int = Field(10, ge=1, le=1000)
+    db_max_overflow: int = Field(40, ge=0, le=10000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     progress_interval: float = Field(0.1, ge=0)
     db_progress_interval: float = Field(1.0, ge=0)
@@ -112,7 +114,7 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=settings.refresh_token_days),
         "JWT_TOKEN_LOCATION": ["headers"],
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, settings),
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
     }
 
@@ -123,11 +125,21 @@ def _default_database_url(settings: Settings) -> str:
     return "sqlite:///" + str(Path("instance/jobcast.db").resolve())
 
 
-def _engine_options(database_url: str) -> dict[str, Any]:
+def _engine_options(database_url: str, settings: Settings) -> dict[str, Any]:
+    """Connection pools sized so no worker greenlet or web thread starves for a connection."""
     if database_url.startswith("sqlite"):
-        # Web, io worker and cpu worker all write: wait for the lock instead of failing at once.
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 40}
+        # Connections are cheap files handles: one per concurrent task or request. Web, io and
+        # cpu workers all write, so wait for the lock instead of failing at once.
+        return {
+            "connect_args": {"timeout": 30, "check_same_thread": False},
+            "pool_size": settings.db_pool_size,
+            "max_overflow": max(settings.io_concurrency, settings.web_threads),
+        }
+    return {
+        "pool_pre_ping": True,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -33,7 +33,10 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their values after a commit instead of reloading them on next access: a running
+# job reads its own row between commits, and reloading would hold a pooled connection for the
+# whole job (200 concurrent jobs would need 200 connections).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 jwt = JWTManager()
 socketio = SocketIO()
 

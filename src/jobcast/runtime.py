@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import socketio
 from celery import Celery
 from flask import Flask, current_app
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 
 from jobcast.config import Settings
 from jobcast.jobs.events import EventPublisher
@@ -32,12 +32,18 @@ class Runtime:
 
 
 def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Celery) -> Runtime:
-    redis = Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=3,
-        socket_timeout=10,
+    # One connection per concurrent request or job at most; past that, wait rather than fail.
+    max_connections = max(settings.web_threads, settings.io_concurrency) + 20
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=max_connections,
+            timeout=10,
+            decode_responses=True,
+            health_check_interval=30,
+            socket_connect_timeout=3,
+            socket_timeout=10,
+        )
     )
     # Server-Sent Events wait on XREAD BLOCK for a whole keep-alive period: a longer timeout.
     stream_reader = Redis.from_url(
@@ -47,7 +53,10 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
         socket_timeout=settings.sse_keepalive_seconds + 10,
     )
     emitter = socketio.RedisManager(
-        settings.redis_url, channel=settings.socketio_channel, write_only=True
+        settings.redis_url,
+        channel=settings.socketio_channel,
+        write_only=True,
+        redis_options={"max_connections": max_connections},
     )
     runtime = Runtime(
         settings=settings,

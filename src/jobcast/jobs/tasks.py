@@ -20,6 +20,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker.request import Request
 from gevent import Timeout as GeventTimeout
 from gevent import monkey
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled, JobError
@@ -27,7 +29,7 @@ from jobcast.extensions import db
 from jobcast.jobs import lifecycle, service
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.models import Job
-from jobcast.logs import correlated, remember_request
+from jobcast.logs import correlated, remember_request, request_id_var
 from jobcast.runtime import Runtime, current_runtime
 
 log = logging.getLogger(__name__)
@@ -61,18 +63,24 @@ class TaskReporter:
 def run_job(task: Task, job_id: str) -> None:
     """Run one attempt of job ``job_id``; record every outcome on the job before Celery sees it."""
     rt = current_runtime()
-    job = db.session.get(Job, job_id)
-    with correlated(request_id=job.request_id if job else None, job_id=job_id):
+    with correlated(request_id=None, job_id=job_id):
         try:
             started = lifecycle.start_attempt(job_id)
         except lifecycle.Duplicate:
             wait = rt.settings.job_lease_seconds
             log.info("job %s has a live attempt; looking again in %.0f s", job_id, wait)
             raise task.retry(countdown=wait, max_retries=None) from None
+        except (SQLAlchemyError, RedisError) as exc:
+            # Nothing is recorded yet and the job cannot be read: keep the message and try
+            # again, rather than let Celery drop a job nobody could mark failed.
+            db.session.rollback()
+            log.warning("job %s cannot start (%s); retrying in 5 s", job_id, type(exc).__name__)
+            raise task.retry(countdown=5, max_retries=None) from None
         if started is None:
             log.info("job %s is finished or gone; delivery ignored", job_id)
             return
         job, lease = started
+        request_id_var.set(job.request_id)
         try:
             _attempt(task, rt, job)
         finally:
