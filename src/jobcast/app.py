@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 from flask import Flask
+from flask_cors import CORS
 
 from jobcast.config import Settings, celery_config, flask_config, load_settings
-from jobcast.extensions import celery_init_app, db, jwt, socketio
+from jobcast.extensions import celery_init_app, db, jwt, limiter, socketio
 from jobcast.jobs.registry import registry
 from jobcast.logs import configure_logging
 
@@ -26,12 +27,20 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     jwt.init_app(app)
+    limiter.init_app(app)
+    if settings.origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": settings.origins}},
+            expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        )
     socketio.init_app(
         app,
         message_queue=settings.redis_url,
         channel=settings.socketio_channel,
         async_mode=settings.async_mode,
-        max_http_buffer_size=64 * 1024,
+        max_http_buffer_size=settings.socket_max_message_bytes,
+        cors_allowed_origins=settings.origins or None,
     )
     celery = celery_init_app(app)
     _load_job_modules(settings)
@@ -74,4 +83,4 @@ def _register(app: Flask, settings: Settings, celery: Any) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(jobs_api.bp)
-    register_handlers(socketio)
+    register_handlers(app, socketio)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from jobcast.config import Settings, load_settings
+from jobcast.config import Settings, load_settings, unsafe_for_production
 from jobcast.jobs.registry import QUEUES
 from jobcast.procs import Supervisor, free_port, redis_server_command, wait_for_port
 
@@ -162,6 +162,17 @@ def demo_seed(rows: int, email: str) -> None:
             raise click.ClickException(f"no user {email!r}; create it with 'jobcast users create'")
         seed_orders(user.id, rows)
     click.echo(f"seeded {rows} orders for {email}")
+
+
+@main.command()
+def check() -> None:
+    """Say what in the current configuration would be unsafe in production."""
+    problems = unsafe_for_production(load_settings({"env": "development"}))
+    for problem in problems:
+        click.echo(f"unsafe: {problem}")
+    if problems:
+        sys.exit(1)
+    click.echo("no problems found for production")
 
 
 @main.command()

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kombu import Queue
-from pydantic import Field, ValidationError, model_validator
+from limits import parse_many
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobcast.errors import ConfigError
@@ -69,18 +70,73 @@ class Settings(BaseSettings):
     progress_interval: float = Field(0.1, ge=0)
     db_progress_interval: float = Field(1.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    debug: bool = False
+    # Abuse limits (Flask-Limiter notation: "10/minute;100/hour"); rate_limits=false turns the
+    # rate limits off, e.g. for load tests. The caps below stay on.
+    rate_limits: bool = True
+    limit_login_ip: str = "30/minute;300/hour"
+    limit_login_email: str = "10/minute;100/hour"
+    limit_register_ip: str = "20/hour"
+    limit_refresh_user: str = "60/minute"
+    limit_submit_user: str = "120/minute"
+    max_active_jobs: int = Field(100, ge=1, le=100_000)
+    max_sockets_per_user: int = Field(20, ge=1, le=10_000)
+    socket_max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    socket_auth_check_seconds: float = Field(5, gt=0, le=300)
+    cors_origins: str = ""
+    allow_sqlite_in_production: bool = False
+
+    @field_validator(
+        "limit_login_ip",
+        "limit_login_email",
+        "limit_register_ip",
+        "limit_refresh_user",
+        "limit_submit_user",
+    )
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"not a rate limit like '10/minute;100/hour': {value!r}") from None
+        return value
+
+    @property
+    def origins(self) -> list[str]:
+        """Allowed cross-origin callers (CORS and Socket.IO); empty means same origin only."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> Settings:
+    def _production_is_safe(self) -> Settings:
         if self.env == "production":
-            for name in ("secret_key", "jwt_secret_key"):
-                value = getattr(self, name)
-                if not value or value == DEV_SECRET or len(value) < 32:
-                    raise ValueError(
-                        f"JOBCAST_{name.upper()} must be set to a random value of at least"
-                        " 32 characters in production"
-                    )
+            problems = unsafe_for_production(self)
+            if problems:
+                raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+
+def unsafe_for_production(settings: Settings) -> list[str]:
+    """What in ``settings`` would be unsafe on the open internet; ``jobcast check`` prints it."""
+    problems = []
+    for name in ("secret_key", "jwt_secret_key"):
+        value = getattr(settings, name)
+        if not value or value == DEV_SECRET or len(value) < 32:
+            problems.append(
+                f"JOBCAST_{name.upper()} must be set to a random value of at least 32 characters"
+            )
+    if settings.debug:
+        problems.append("JOBCAST_DEBUG must be false")
+    url = settings.database_url
+    if (not url or url.startswith("sqlite")) and not settings.allow_sqlite_in_production:
+        problems.append(
+            "JOBCAST_DATABASE_URL is SQLite: use PostgreSQL, or opt in with"
+            " JOBCAST_ALLOW_SQLITE_IN_PRODUCTION=true"
+        )
+    if "*" in settings.origins:
+        problems.append("JOBCAST_CORS_ORIGINS must list origins, never '*'")
+    if not settings.rate_limits:
+        problems.append("JOBCAST_RATE_LIMITS is off")
+    return problems
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
@@ -116,6 +172,12 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, settings),
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
+        "DEBUG": settings.debug,
+        "RATELIMIT_ENABLED": settings.rate_limits,
+        "RATELIMIT_STORAGE_URI": settings.redis_url,
+        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "jobcast:limits",
     }
 
 

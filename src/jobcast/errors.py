@@ -88,6 +88,13 @@ class ValidationFailed(ApiError):
     status, slug, title = 422, "validation", "Request validation failed"
 
 
+class TooManyRequests(ApiError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 10) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class ServiceUnavailable(ApiError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 

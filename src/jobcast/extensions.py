@@ -12,6 +12,8 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
@@ -38,6 +40,7 @@ class Base(DeclarativeBase):
 # whole job (200 concurrent jobs would need 200 connections).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 jwt = JWTManager()
+limiter = Limiter(key_func=get_remote_address)
 socketio = SocketIO()
 
 

@@ -45,6 +45,7 @@ _HTTP_SLUGS = {
 def register_http(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
+    app.after_request(_security_headers)
     app.teardown_request(_forget_request_id)
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error)
@@ -66,6 +67,27 @@ def _return_request_id(response: Response) -> Response:
     return response
 
 
+# Pages may load scripts, styles and images from this origin only, open sockets back to it,
+# and be framed by nobody; API answers may load nothing at all.
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def _security_headers(response: Response) -> Response:
+    html = response.mimetype == "text/html"
+    response.headers.setdefault("Content-Security-Policy", _PAGE_CSP if html else _API_CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
 def _forget_request_id(_exc: BaseException | None) -> None:
     token = g.pop("request_id_token", None)
     if token is not None:
@@ -78,6 +100,8 @@ def _http_error(error: HTTPException) -> Response:
     if status == 413:
         detail = f"the request body is larger than {request.max_content_length} bytes"
         _drain_body()
+    elif status == 429:
+        detail = f"rate limit exceeded ({detail}); retry after the Retry-After delay"
     response = problem_response(
         status, _HTTP_SLUGS.get(status, f"http-{status}"), error.name, detail
     )

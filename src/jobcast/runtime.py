@@ -82,5 +82,9 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
 
 
 def current_runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["jobcast"]
+    return runtime_of(current_app)
+
+
+def runtime_of(app: Flask) -> Runtime:
+    runtime: Runtime = app.extensions["jobcast"]
     return runtime

@@ -53,16 +53,20 @@ class Api:
     def signup(self, password: str = "correct horse battery") -> Api:
         """A new user on the same server, registered and logged in."""
         email = f"user-{uuid.uuid4().hex[:10]}@example.com"
-        user = Api(self.base_url, email=email)
-        assert (
-            user.post(
-                "/api/v1/auth/register", json={"email": email, "password": password}, auth=False
-            ).status_code
-            == 201
+        registered = self.post(
+            "/api/v1/auth/register", json={"email": email, "password": password}, auth=False
         )
-        tokens = user.post(
+        assert registered.status_code == 201, registered.text
+        return self.login(email, password)
+
+    def login(self, email: str, password: str) -> Api:
+        """A client signed in as an existing user."""
+        user = Api(self.base_url, email=email)
+        response = user.post(
             "/api/v1/auth/login", json={"email": email, "password": password}, auth=False
-        ).json()
+        )
+        assert response.status_code == 200, response.text
+        tokens = response.json()
         user.token, user.refresh_token = tokens["access_token"], tokens["refresh_token"]
         return user
 
@@ -99,6 +103,24 @@ def assert_problem(response: requests.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert body["type"].startswith("https://") and body["title"] and body["detail"]
     return body
+
+
+def refusal(base_url: str, token: str | None, **connect: Any) -> str:
+    """The reason the server gives for refusing a Socket.IO connection (connect_error)."""
+    client = socketio.Client(reconnection=False)
+    reasons: list[Any] = []
+    client.on("connect_error", reasons.append)
+    auth = {"token": token} if token is not None else None
+    try:
+        client.connect(base_url, auth=auth, wait_timeout=10, **connect)
+    except socketio.exceptions.ConnectionError as exc:
+        if not reasons:
+            return str(exc)
+    else:
+        client.disconnect()
+        raise AssertionError("the server accepted the connection")
+    reason = reasons[0]
+    return str(reason.get("message") if isinstance(reason, dict) else reason)
 
 
 class Listener:

@@ -17,7 +17,7 @@ from flask import Flask
 from flask_jwt_extended import create_access_token
 
 from tests.integration.conftest import Stack
-from tests.integration.support import Api, Listener, assert_problem
+from tests.integration.support import Api, Listener, assert_problem, refusal
 
 PASSWORD = "correct horse battery"
 REGISTER = "/api/v1/auth/register"
@@ -175,14 +175,32 @@ def test_login_with_missing_fields_is_a_validation_error(anonymous: Api) -> None
 # --- refresh ----------------------------------------------------------------------------------
 
 
-def test_refresh_token_buys_a_new_working_access_token(api: Api) -> None:
+def test_refresh_token_buys_a_new_working_pair(api: Api) -> None:
     response = api.post(REFRESH, headers=bearer(api.refresh_token))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert body["token_type"] == "Bearer" and body["expires_in"] > 0
+    assert body["refresh_token"] != api.refresh_token
     me = api.get(ME, headers=bearer(body["access_token"]))
     assert me.status_code == 200 and me.json()["email"] == api.email
+    again = api.post(REFRESH, headers=bearer(body["refresh_token"]))
+    assert again.status_code == 200
+
+
+def test_reusing_a_refresh_token_signs_out_the_whole_session(api: Api) -> None:
+    rotated = api.post(REFRESH, headers=bearer(api.refresh_token)).json()
+    stolen = assert_problem(api.post(REFRESH, headers=bearer(api.refresh_token)), 401)
+    assert "already used" in stolen["detail"]
+    # Everything that sign-in produced is dead now, the thief's and the owner's alike.
+    assert_problem(api.get(ME, headers=bearer(rotated["access_token"])), 401)
+    assert_problem(api.post(REFRESH, headers=bearer(rotated["refresh_token"])), 401)
+    assert_problem(api.get(ME), 401)
+
+
+def test_logout_ends_the_refresh_token_too(api: Api) -> None:
+    assert api.post(LOGOUT).status_code == 204
+    assert_problem(api.post(REFRESH, headers=bearer(api.refresh_token)), 401)
 
 
 def test_refresh_with_an_access_token_is_refused(api: Api) -> None:
@@ -262,8 +280,7 @@ def test_socket_connects_with_an_access_token_in_the_auth_payload(
 
 
 def test_socket_refuses_a_connection_without_a_token(stack: Stack) -> None:
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        stack.listen(None)
+    assert refusal(stack.base_url, None) == "unauthorized: an access token is required"
 
 
 @pytest.mark.parametrize(
@@ -276,26 +293,24 @@ def test_socket_refuses_a_garbage_token(stack: Stack, token: str) -> None:
 
 
 def test_socket_refuses_a_refresh_token(api: Api, stack: Stack) -> None:
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        stack.listen(api.refresh_token)
+    assert refusal(stack.base_url, api.refresh_token) == "unauthorized: an access token is required"
 
 
 def test_socket_refuses_a_revoked_token(api: Api, stack: Stack) -> None:
     token = api.token
     assert api.post(LOGOUT).status_code == 204
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        stack.listen(token)
+    assert refusal(stack.base_url, token) == "unauthorized: token revoked"
 
 
 def test_socket_refuses_an_expired_token(api: Api, stack: Stack, server_app: Flask) -> None:
     user_id = api.get(ME).json()["id"]
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        stack.listen(expired_access_token(server_app, user_id))
+    expired = expired_access_token(server_app, user_id)
+    assert refusal(stack.base_url, expired) == "unauthorized: token expired"
 
 
 def test_socket_refuses_a_bearer_header_with_a_bad_token(stack: Stack) -> None:
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        stack.listen(None, headers=bearer("garbage"))
+    reason = refusal(stack.base_url, None, headers=bearer("garbage"))
+    assert reason == "unauthorized: invalid token"
 
 
 def test_socket_accepts_a_bearer_header_and_delivers_the_users_events(

@@ -6,8 +6,16 @@ import os
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 
-from jobcast.config import DEV_SECRET, celery_config, flask_config, load_settings
+from jobcast.cli import main
+from jobcast.config import (
+    DEV_SECRET,
+    celery_config,
+    flask_config,
+    load_settings,
+    unsafe_for_production,
+)
 from jobcast.errors import ConfigError
 
 GOOD_SECRET = "k" * 32
@@ -86,9 +94,59 @@ def test_production_starts_with_two_real_secrets(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("JOBCAST_ENV", "production")
     monkeypatch.setenv("JOBCAST_SECRET_KEY", "s" * 32)
     monkeypatch.setenv("JOBCAST_JWT_SECRET_KEY", "j" * 40)
+    monkeypatch.setenv("JOBCAST_DATABASE_URL", "postgresql+psycopg://jobcast@db/jobcast")
     config = flask_config(load_settings())
     assert config["SECRET_KEY"] == "s" * 32
     assert config["JWT_SECRET_KEY"] == "j" * 40
+
+
+PRODUCTION_OK = {
+    "env": "production",
+    "secret_key": "s" * 32,
+    "jwt_secret_key": "j" * 32,
+    "database_url": "postgresql+psycopg://jobcast@db/jobcast",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"database_url": "sqlite:////srv/jobcast.db"}, "JOBCAST_DATABASE_URL"),
+        ({"database_url": ""}, "JOBCAST_DATABASE_URL"),
+        ({"debug": True}, "JOBCAST_DEBUG"),
+        ({"cors_origins": "https://app.example.com,*"}, "JOBCAST_CORS_ORIGINS"),
+        ({"rate_limits": False}, "JOBCAST_RATE_LIMITS"),
+    ],
+)
+def test_production_refuses_unsafe_settings(change: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings({**PRODUCTION_OK, **change})
+
+
+def test_production_takes_sqlite_only_when_opted_in() -> None:
+    settings = load_settings(
+        {**PRODUCTION_OK, "database_url": "sqlite:////srv/j.db", "allow_sqlite_in_production": True}
+    )
+    assert unsafe_for_production(settings) == []
+
+
+def test_a_rate_limit_in_the_wrong_notation_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="JOBCAST_LIMIT_SUBMIT_USER"):
+        load_settings({"limit_submit_user": "many"})
+
+
+def test_jobcast_check_lists_what_is_unsafe_and_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("JOBCAST_SECRET_KEY", "JOBCAST_JWT_SECRET_KEY", "JOBCAST_DATABASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 1
+    assert "unsafe: JOBCAST_SECRET_KEY" in result.output
+    assert "unsafe: JOBCAST_DATABASE_URL" in result.output
+    for key, value in PRODUCTION_OK.items():
+        if key != "env":
+            monkeypatch.setenv(f"JOBCAST_{key.upper()}", value)
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 0 and "no problems" in result.output
 
 
 @pytest.mark.parametrize("profile", ["development", "testing"])

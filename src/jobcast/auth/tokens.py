@@ -1,12 +1,16 @@
-"""JWT issuing, the Redis revocation list, and the 401 answers for every token problem.
+"""JWT issuing, rotation, the Redis revocation list, and the 401 for every token problem.
 
-Revoked token ids (``jti``) are kept in Redis until the token would have expired anyway, so
-the list never grows past the tokens still alive.
+Every token of one sign-in shares a family id (``fam``). A refresh token works once: refreshing
+returns a new pair and marks the old refresh token used. Presenting a used one again means it
+was stolen (or replayed), so the whole family is revoked: every access and refresh token of
+that sign-in stops working. Logout revokes the family too. Revocation keys live in Redis only
+as long as the tokens they cover could still be valid.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from flask import Flask, Response
@@ -15,7 +19,7 @@ from jwt.exceptions import PyJWTError
 from redis import Redis
 
 from jobcast.auth.models import User
-from jobcast.errors import problem_response
+from jobcast.errors import Unauthorized, problem_response
 from jobcast.extensions import db, jwt
 from jobcast.runtime import current_runtime
 
@@ -24,34 +28,67 @@ def _revoked_key(jti: str) -> str:
     return f"jobcast:revoked:{jti}"
 
 
+def _family_key(family: str) -> str:
+    return f"jobcast:family:{family}:revoked"
+
+
+def _used_key(jti: str) -> str:
+    return f"jobcast:refresh:{jti}:used"
+
+
+def _ttl(claims: dict[str, Any]) -> int:
+    return max(1, int(claims["exp"] - time.time()) + 1)
+
+
 def revoke(redis: Redis, claims: dict[str, Any]) -> None:
-    ttl = max(1, int(claims["exp"] - time.time()) + 1)
-    redis.set(_revoked_key(claims["jti"]), "1", ex=ttl)
+    """Revoke this token and, through its family, every token of the same sign-in."""
+    family_ttl = current_runtime().settings.refresh_token_days * 86_400
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.set(_revoked_key(claims["jti"]), "1", ex=_ttl(claims))
+        if claims.get("fam"):
+            pipe.set(_family_key(claims["fam"]), "1", ex=family_ttl)
+        pipe.execute()
 
 
 def is_revoked(redis: Redis, claims: dict[str, Any]) -> bool:
-    return bool(redis.exists(_revoked_key(claims["jti"])))
+    keys = [_revoked_key(claims["jti"])]
+    if claims.get("fam"):
+        keys.append(_family_key(claims["fam"]))
+    return bool(redis.exists(*keys))
 
 
-def issue_tokens(user: User, *, with_refresh: bool = True) -> dict[str, Any]:
-    rt = current_runtime()
-    body: dict[str, Any] = {
-        "access_token": create_access_token(identity=str(user.id)),
+def issue_tokens(user_id: int, family: str | None = None) -> dict[str, Any]:
+    """A new access and refresh token; a new family for a sign-in, the old one on refresh."""
+    claims = {"fam": family or uuid.uuid4().hex}
+    return {
+        "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(user_id), additional_claims=claims),
         "token_type": "Bearer",
-        "expires_in": rt.settings.access_token_minutes * 60,
+        "expires_in": current_runtime().settings.access_token_minutes * 60,
     }
-    if with_refresh:
-        body["refresh_token"] = create_refresh_token(identity=str(user.id))
-    return body
+
+
+def rotate(claims: dict[str, Any]) -> dict[str, Any]:
+    """Exchange a refresh token (its verified claims) for a new pair, once.
+
+    The first use wins atomically (SET NX); a second use of the same token revokes the family.
+    """
+    redis = current_runtime().redis
+    if not redis.set(_used_key(claims["jti"]), "1", nx=True, ex=_ttl(claims)):
+        revoke(redis, claims)
+        raise Unauthorized(
+            "this refresh token was already used; every session it began is now signed out"
+        )
+    return issue_tokens(int(claims["sub"]), claims.get("fam"))
 
 
 class TokenRejected(Exception):
     """An access token that cannot open a socket; the message says why."""
 
 
-def user_id_from_access_token(token: str) -> int:
+def access_claims(token: str) -> dict[str, Any]:
     """Check an access token outside a request (the Socket.IO connect): signature, expiry,
-    type, revocation, and that the user still exists."""
+    type, revocation, and that the user still exists; returns its claims."""
     try:
         claims = decode_token(token)
     except PyJWTError as exc:
@@ -61,10 +98,9 @@ def user_id_from_access_token(token: str) -> int:
         raise TokenRejected("an access token is required")
     if is_revoked(current_runtime().redis, claims):
         raise TokenRejected("token revoked")
-    user_id = int(claims["sub"])
-    if db.session.get(User, user_id) is None:
+    if db.session.get(User, int(claims["sub"])) is None:
         raise TokenRejected("unknown user")
-    return user_id
+    return claims
 
 
 def init_tokens(app: Flask) -> None:

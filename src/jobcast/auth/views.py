@@ -7,8 +7,10 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 from pydantic import BaseModel, EmailStr, Field
 
 from jobcast.auth import users
-from jobcast.auth.tokens import issue_tokens, revoke
+from jobcast.auth.tokens import issue_tokens, revoke, rotate
+from jobcast.extensions import limiter
 from jobcast.http import parse_body
+from jobcast.limits import by_email, by_ip, by_user, failed_login, limit
 from jobcast.runtime import current_runtime
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1")
@@ -25,6 +27,7 @@ class LoginForm(BaseModel):
 
 
 @bp.post("/auth/register")
+@limiter.limit(limit("register_ip"), key_func=by_ip)
 def register() -> tuple[Response, int]:
     form = parse_body(Credentials)
     user = users.create_user(form.email, form.password)
@@ -32,21 +35,26 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/auth/login")
+@limiter.limit(limit("login_ip"), key_func=by_ip, deduct_when=failed_login)
+@limiter.limit(limit("login_email"), key_func=by_email, deduct_when=failed_login)
 def login() -> Response:
     form = parse_body(LoginForm)
     user = users.authenticate(form.email, form.password)
-    return jsonify(issue_tokens(user))
+    return jsonify(issue_tokens(user.id))
 
 
 @bp.post("/auth/refresh")
+@limiter.limit(limit("refresh_user"), key_func=by_user)
 @jwt_required(refresh=True)
 def refresh() -> Response:
-    return jsonify(issue_tokens(current_user, with_refresh=False))
+    """A new access token and a new refresh token; the one presented is used up."""
+    return jsonify(rotate(get_jwt()))
 
 
 @bp.post("/auth/logout")
 @jwt_required()
 def logout() -> tuple[str, int]:
+    """Sign out this session: its access token and its refresh token stop working."""
     revoke(current_runtime().redis, get_jwt())
     return "", 204
 

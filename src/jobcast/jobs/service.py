@@ -21,7 +21,7 @@ from typing import Any
 from kombu.exceptions import OperationalError as BrokerError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
@@ -30,6 +30,7 @@ from jobcast.errors import (
     Conflict,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
     ValidationFailed,
     pydantic_errors,
 )
@@ -77,6 +78,7 @@ def submit(
         original = _replay(owner_id, idempotency_key, request_hash)
         if original is not None:
             return original, True
+    _check_active_cap(owner_id)
 
     job = Job(
         id=str(uuid.uuid4()),
@@ -111,6 +113,22 @@ def submit(
         _undo(job)
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from None
     return job, False
+
+
+def _check_active_cap(owner_id: int) -> None:
+    """At most ``max_active_jobs`` queued, running or retrying jobs per user (a soft cap:
+    submissions racing each other may pass it by a few)."""
+    cap = current_runtime().settings.max_active_jobs
+    active = db.session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.owner_id == owner_id, Job.status.in_(states.ACTIVE))
+    )
+    if (active or 0) >= cap:
+        raise TooManyRequests(
+            f"you have {active} unfinished jobs; the limit is {cap}: wait for some to finish",
+            retry_after=10,
+        )
 
 
 def _validate(type_name: Any, raw_params: Any) -> tuple[JobType, dict[str, Any]]:

@@ -12,15 +12,16 @@ import logging
 import uuid
 from typing import Any
 
-from flask import request, session
+from flask import Flask, current_app, request, session
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from jobcast.auth.tokens import TokenRejected, user_id_from_access_token
+from jobcast.auth.tokens import TokenRejected, access_claims
 from jobcast.extensions import db
 from jobcast.jobs.events import user_room
 from jobcast.jobs.models import Job
-from jobcast.runtime import current_runtime
+from jobcast.realtime.sessions import SocketSessions
+from jobcast.runtime import current_runtime, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,25 @@ def _token_from(auth: Any) -> str | None:
 def connect(auth: Any = None) -> None:
     token = _token_from(auth)
     if token is None:
-        raise ConnectionRefusedError({"message": "unauthorized: an access token is required"})
+        raise ConnectionRefusedError("unauthorized: an access token is required")
     try:
-        user_id = user_id_from_access_token(token)
+        claims = access_claims(token)
     except TokenRejected as exc:
-        raise ConnectionRefusedError({"message": f"unauthorized: {exc}"}) from None
+        raise ConnectionRefusedError(f"unauthorized: {exc}") from None
+    user_id = int(claims["sub"])
+    if not _sessions().add(request.sid, user_id, claims):  # type: ignore[attr-defined]
+        raise ConnectionRefusedError("too many connections for this user")
     session["user_id"] = user_id
     join_room(user_room(user_id))
+
+
+def disconnect(*_reason: Any) -> None:
+    _sessions().remove(request.sid)  # type: ignore[attr-defined]
+
+
+def _sessions() -> SocketSessions:
+    sessions: SocketSessions = current_app.extensions["jobcast.sockets"]
+    return sessions
 
 
 def resume(data: Any) -> dict[str, Any]:
@@ -92,8 +105,16 @@ def _owned(job_id: str) -> bool:
     return job is not None and job.owner_id == session.get("user_id")
 
 
-def register_handlers(socketio: SocketIO) -> None:
+def register_handlers(app: Flask, socketio: SocketIO) -> None:
+    settings = runtime_of(app).settings
+    app.extensions["jobcast.sockets"] = SocketSessions(
+        socketio,
+        runtime_of(app).redis,
+        per_user=settings.max_sockets_per_user,
+        every=settings.socket_auth_check_seconds,
+    )
     socketio.on_event("connect", connect)
+    socketio.on_event("disconnect", disconnect)
     socketio.on_event("job.resume", resume)
 
 
