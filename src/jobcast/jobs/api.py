@@ -7,8 +7,10 @@ from flask_jwt_extended import current_user, jwt_required, verify_jwt_in_request
 from pydantic import BaseModel, Field, ValidationError
 
 from jobcast.errors import NotFound, Unauthorized, ValidationFailed, pydantic_errors
+from jobcast.extensions import limiter
 from jobcast.http import json_body
 from jobcast.jobs import service, states
+from jobcast.limits import by_user, limit
 from jobcast.realtime.sse import last_event_id, sse_response
 from jobcast.runtime import current_runtime
 
@@ -34,6 +36,7 @@ def job_types() -> Response:
 
 
 @bp.post("/jobs")
+@limiter.limit(limit("submit_user"), key_func=by_user)
 @jwt_required()
 def submit() -> tuple[Response, int, dict[str, str]]:
     body = json_body()

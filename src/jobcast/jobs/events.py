@@ -126,7 +126,7 @@ class EventPublisher:
             entries = self.redis.xrange(key, min=f"0-{after_seq + 1}", max="+")  # type: ignore[assignment]
         else:
             found = self.reader.xread({key: f"0-{after_seq}"}, block=block_ms)
-            entries = found[0][1] if found else []  # type: ignore[index,assignment]
+            entries = found[0][1] if found else []  # type: ignore[index]
         return [
             (
                 fields["e"],
