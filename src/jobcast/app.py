@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from jobcast.config import Settings, celery_config, flask_config, load_settings
 from jobcast.extensions import celery_init_app, db, jwt, limiter, socketio
@@ -23,6 +24,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app = Flask("jobcast", instance_relative_config=False)
     app.config.from_mapping(flask_config(settings))
     app.config["CELERY"] = celery_config(settings)
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     configure_logging(settings.log_level)
 
     db.init_app(app)

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     socket_max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     socket_auth_check_seconds: float = Field(5, gt=0, le=300)
     cors_origins: str = ""
+    # How many reverse proxies stand in front of the web processes: their X-Forwarded-For /
+    # -Proto / -Host are then believed, so rate limits see the real client address.
+    trusted_proxies: int = Field(0, ge=0, le=5)
     allow_sqlite_in_production: bool = False
 
     @field_validator(

@@ -199,3 +199,19 @@ def test_configured_origins_get_cors_grants(tmp_path: Path, guarded: Stack) -> N
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_behind_a_trusted_proxy_limits_count_the_forwarded_client(guarded: Stack) -> None:
+    app = guarded.app(trusted_proxies=1, limit_login_ip="2/minute")
+    client = app.test_client()
+
+    def attempt(address: str) -> int:
+        return client.post(
+            "/api/v1/auth/login",
+            json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "password": "whatever1"},
+            headers={"X-Forwarded-For": address},
+        ).status_code
+
+    first = f"10.9.{uuid.uuid4().int % 250}.1"
+    assert [attempt(first), attempt(first), attempt(first)] == [401, 401, 429]
+    assert attempt(first.replace(".1", ".2")) == 401
