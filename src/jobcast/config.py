@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "jobcast@localhost"
     smtp_timeout: float = Field(10, gt=0)
+    # Whom email.send may write to: empty = only the job owner's own address; a comma list of
+    # domains; "*" = anyone (which makes the server a mail relay for every user).
+    email_recipients: str = ""
     async_mode: Literal["threading", "gevent"] = "threading"
     socketio_channel: str = "jobcast"
     io_concurrency: int = Field(200, ge=1, le=5000)

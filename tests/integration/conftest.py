@@ -88,6 +88,7 @@ def stack(
     overrides = {
         "JOBCAST_SMTP_HOST": "127.0.0.1",
         "JOBCAST_SMTP_PORT": str(smtp[0]),
+        "JOBCAST_EMAIL_RECIPIENTS": "example.com",
         "JOBCAST_IO_CONCURRENCY": "50",
         "JOBCAST_CPU_CONCURRENCY": "2",
         "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.integration.jobs",

@@ -269,7 +269,11 @@ def own_smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, 
     """A stack of its own (Redis, database, web, io worker) and the SMTP port it sends to,
     where nothing listens unless a test starts a server there."""
     port = free_port()
-    overrides = {"JOBCAST_SMTP_PORT": str(port), "JOBCAST_SMTP_TIMEOUT": "2"}
+    overrides = {
+        "JOBCAST_SMTP_PORT": str(port),
+        "JOBCAST_SMTP_TIMEOUT": "2",
+        "JOBCAST_EMAIL_RECIPIENTS": "example.com",
+    }
     with Stack(
         tmp_path_factory.mktemp("own-smtp"), env_overrides=overrides, worker_pools=("io",)
     ) as running:
@@ -400,3 +404,13 @@ def test_bad_params_are_refused_with_the_field_named(
     response = api.post("/api/v1/jobs", json={"type": job_type, "params": params})
     fields = [e["field"] for e in assert_problem(response, 422)["errors"]]
     assert field in fields, fields
+
+
+def test_email_to_a_domain_the_operator_did_not_allow_fails_and_sends_nothing(
+    api: Api, smtp: Any
+) -> None:
+    _port, inbox = smtp
+    before = len(inbox.messages)
+    job = api.wait_job(api.submit("email.send", {**EMAIL, "to": "victim@elsewhere.org"})["id"])
+    assert job["status"] == "failed" and job["error"]["type"] == "recipient_not_allowed"
+    assert len(inbox.messages) == before

@@ -25,7 +25,7 @@ def test_file_result_is_served_by_signed_link_and_bearer_only_to_its_owner(
     by_bearer = api.get(f"/api/v1/jobs/{job['id']}/result")
     assert by_bearer.status_code == 200 and by_bearer.text == "payload-1"
 
-    stored = list(stack.storage_dir.rglob("greeting.txt"))
+    stored = list(stack.storage_dir.rglob(f"{job['id']}/**/greeting.txt"))
     assert len(stored) == 1 and ".staging" not in str(stored[0])
 
     mallory = stack.api().signup()

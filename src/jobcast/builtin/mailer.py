@@ -22,8 +22,10 @@ from typing import Annotated
 from flask import current_app
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
+from jobcast.auth.models import User
 from jobcast.config import Settings
 from jobcast.errors import JobError, TransientJobError
+from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.registry import job
 
@@ -104,10 +106,28 @@ def _by_code(code: int, reply: bytes | str, what: str) -> JobError:
     return TransientJobError(f"{what} (temporarily): {code} {text}", code="smtp_unavailable")
 
 
+def recipient_allowed(recipient: str, owner_email: str, allowed: str) -> bool:
+    """Whether ``JOBCAST_EMAIL_RECIPIENTS`` (``allowed``) lets this job's owner write to
+    ``recipient``; without the setting, users can only mail themselves (no open relay)."""
+    recipient = recipient.strip().lower()
+    if recipient == owner_email.strip().lower():
+        return True
+    domains = {d.strip().lower().lstrip("@") for d in allowed.split(",") if d.strip()}
+    return "*" in domains or recipient.rpartition("@")[2] in domains
+
+
 @job("email.send", params=EmailParams, title="Send an email", bound="io")
 def send(ctx: JobContext[EmailParams]) -> dict[str, str]:
     """Send one plain-text email from the configured sender."""
     settings: Settings = current_app.config["JOBCAST"]
+    owner = db.session.get(User, ctx.owner_id)
+    owner_email = owner.email if owner else ""
+    if not recipient_allowed(ctx.params.to, owner_email, settings.email_recipients):
+        raise JobError(
+            f"this server does not send mail to {ctx.params.to}: only to your own address"
+            " or to the domains its operator allows (JOBCAST_EMAIL_RECIPIENTS)",
+            code="recipient_not_allowed",
+        )
     message = build_message(settings, ctx.params, ctx.job_id)
     ctx.progress(10, f"sending to {ctx.params.to}")
     deliver(settings, message)
