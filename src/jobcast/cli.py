@@ -11,6 +11,7 @@ import click
 from flask import Flask
 
 from jobcast.config import Settings, load_settings, unsafe_for_production
+from jobcast.errors import ConfigError
 from jobcast.jobs.registry import QUEUES
 from jobcast.procs import Supervisor, free_port, redis_server_command, wait_for_port
 
@@ -167,7 +168,10 @@ def demo_seed(rows: int, email: str) -> None:
 @main.command()
 def check() -> None:
     """Say what in the current configuration would be unsafe in production."""
-    problems = unsafe_for_production(load_settings({"env": "development"}))
+    try:
+        problems = unsafe_for_production(load_settings({"env": "development"}))
+    except ConfigError as exc:
+        problems = [str(exc)]
     for problem in problems:
         click.echo(f"unsafe: {problem}")
     if problems:

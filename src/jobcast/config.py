@@ -130,6 +130,8 @@ def unsafe_for_production(settings: Settings) -> list[str]:
             problems.append(
                 f"JOBCAST_{name.upper()} must be set to a random value of at least 32 characters"
             )
+    if settings.secret_key and settings.secret_key == settings.jwt_secret_key:
+        problems.append("JOBCAST_SECRET_KEY and JOBCAST_JWT_SECRET_KEY must differ")
     if settings.debug:
         problems.append("JOBCAST_DEBUG must be false")
     url = settings.database_url
@@ -180,11 +182,18 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
         "DEBUG": settings.debug,
         "RATELIMIT_ENABLED": settings.rate_limits,
-        "RATELIMIT_STORAGE_URI": settings.redis_url,
+        "RATELIMIT_STORAGE_URI": _limits_storage(settings.redis_url),
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "jobcast:limits",
     }
+
+
+def _limits_storage(redis_url: str) -> str:
+    """The rate limiter's name for the same Redis (it spells a Unix socket differently)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url.removeprefix("unix://")
+    return redis_url
 
 
 def _default_database_url(settings: Settings) -> str:

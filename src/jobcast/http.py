@@ -39,6 +39,7 @@ _HTTP_SLUGS = {
     413: "payload-too-large",
     415: "unsupported-media-type",
     429: "rate-limited",
+    500: "internal",
 }
 
 
@@ -71,7 +72,7 @@ def _return_request_id(response: Response) -> Response:
 # and be framed by nobody; API answers may load nothing at all.
 _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
