@@ -1,16 +1,39 @@
-"""``python -m bench latency|exports|all [options]``: run benchmarks, print JSON to stdout."""
+"""``python -m bench latency|replay|exports|durability|all [options]``: print JSON to stdout."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 from bench.common import emit, stop_on_sigterm
 
 #: Each module has ``add_arguments(parser)`` and ``run(args) -> dict``.
-BENCHMARKS = {"latency": "bench.latency", "exports": "bench.exports"}
+BENCHMARKS = {"latency": "bench.latency", "replay": "bench.replay", "exports": "bench.exports"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A benchmark run with other defaults, under a name of its own (options still apply)."""
+
+    benchmark: str
+    help: str
+    defaults: dict[str, Any]
+    #: Reported in the document's params, for whoever reads the numbers.
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS = {
+    "durability": Preset(
+        "latency",
+        "issue 3's workload, with the durable event log on then off: what durability costs",
+        {"durable": "both", "clients": 200, "steps": 50, "step_ms": 100},
+        {"issue_3_target": "latency overhead of the durable log (on vs off) under 25% at p50"},
+    ),
+}
 
 
 def _module(name: str) -> ModuleType:
@@ -25,7 +48,13 @@ def parser() -> argparse.ArgumentParser:
         module = _module(name)
         sub = commands.add_parser(name, help=_summary(module.__doc__), formatter_class=defaults)
         module.add_arguments(_with_common(sub))
-    every = commands.add_parser("all", help="every benchmark in turn", formatter_class=defaults)
+    for name, preset in PRESETS.items():
+        sub = commands.add_parser(name, help=preset.help, formatter_class=defaults)
+        _module(preset.benchmark).add_arguments(_with_common(sub))
+        sub.set_defaults(**preset.defaults, preset=name, preset_params=preset.notes)
+    every = commands.add_parser(
+        "all", help="every benchmark in turn (not the presets)", formatter_class=defaults
+    )
     _with_common(every)
     for name in BENCHMARKS:
         _module(name).add_arguments(every)
@@ -45,13 +74,18 @@ def _with_common(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     stop_on_sigterm()
-    names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    if args.benchmark == "all":
+        names = list(BENCHMARKS)
+    elif args.benchmark in PRESETS:
+        names = [PRESETS[args.benchmark].benchmark]
+    else:
+        names = [args.benchmark]
     try:
         results = {name: _module(name).run(args) for name in names}
     except KeyboardInterrupt:
         print("interrupted: the stack was stopped", file=sys.stderr)
         return 130
-    emit(results if args.benchmark == "all" else results[args.benchmark])
+    emit(results if args.benchmark == "all" else results[names[0]])
     return 0
 
 

@@ -1,5 +1,5 @@
-"""What every benchmark shares: a LocalStack in a temp dir, signed-up users, percentiles,
-``/proc`` sampling (RSS and CPU time of process trees) and the JSON + table output.
+"""What every benchmark shares: a LocalStack in a temp dir, signed-up users, a reader of job
+event logs, percentiles, and the JSON + table output. ``/proc`` readings live in ``procfs``.
 
 Benchmarks report, they never judge: nothing here compares a number with a threshold.
 """
@@ -17,21 +17,23 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from redis import Redis
 
+from jobcast.jobs import states
+from jobcast.jobs.events import EventPublisher
 from jobcast.testing import LocalStack
 
 PASSWORD = "bench-password-not-secret"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
+#: Every benchmark is a load test from one address: the abuse limits would refuse it.
+STACK_DEFAULTS = {"JOBCAST_LOG_LEVEL": "WARNING", "JOBCAST_RATE_LIMITS": "false"}
 
 
 # --- output -------------------------------------------------------------------------------
@@ -67,6 +69,8 @@ def table(title: str, rows: Sequence[Sequence[Any]], header: Sequence[str]) -> N
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
     if isinstance(value, int):
@@ -153,7 +157,7 @@ def local_stack(
     tail of every log is printed and the directory is left for a look.
     """
     root = Path(tempfile.mkdtemp(prefix=f"jobcast-bench-{name}-"))
-    overrides = {"JOBCAST_LOG_LEVEL": "WARNING", **(env_overrides or {})}
+    overrides = {**STACK_DEFAULTS, **(env_overrides or {})}
     stack = LocalStack(root, env_overrides=overrides, worker_pools=worker_pools)
     failed = False
     say(f"starting the stack in {root}")
@@ -256,129 +260,17 @@ def signup_many(base_url: str, emails: Sequence[str], parallel: int = 4) -> list
         return list(pool.map(lambda email: signup(base_url, email), emails))
 
 
-# --- /proc --------------------------------------------------------------------------------
+# --- event logs ---------------------------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (so index 0 is the state)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
+def event_log(redis_url: str) -> EventPublisher:
+    """jobcast's own reader of job event logs (``history``), for checking what clients got."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    return EventPublisher(redis, _NoEmitter(), retention_seconds=3600)
 
 
-def process_tree(root_pid: int) -> dict[int, int]:
-    """``root_pid`` and all its descendants, each with its depth below the root (celery's
-    supervisor runs workers in new sessions, so the process group alone would miss them)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    tree: dict[int, int] = {}
-    todo = [(root_pid, 0)]
-    while todo:
-        pid, depth = todo.pop()
-        tree[pid] = depth
-        todo.extend((child, depth + 1) for child in children.get(pid, ()))
-    return tree
+class _NoEmitter:
+    """Reading the event log needs a publisher; this one never emits."""
 
-
-def rss_kb(pid: int) -> int:
-    """Resident set size of ``pid`` in KiB (0 if it is gone)."""
-    fields = _stat_fields(pid)
-    return int(fields[21]) * _PAGE_KB if fields else 0
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time used so far by ``pids`` (not their reaped children)."""
-    total = 0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields:
-            total += int(fields[11]) + int(fields[12])
-    return total / _CLK_TCK
-
-
-def command_line(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    return ""
-
-
-@dataclass
-class RssSampler:
-    """Samples the RSS of a process tree every ``interval`` s in a thread; keeps the peaks.
-
-    The tree is re-read at every sample, so pool children that appear or are replaced during
-    the run are counted. The first sample, taken on entering, is the baseline each process's
-    growth is measured from. RSS sums double-count pages a forked child still shares with its
-    parent; the single-process peak does not.
-    """
-
-    root_pid: int
-    interval: float = 0.05
-    baseline_kb: dict[int, int] = field(default_factory=dict)
-    peak_kb: dict[int, int] = field(default_factory=dict)
-    depth: dict[int, int] = field(default_factory=dict)
-    commands: dict[int, str] = field(default_factory=dict)
-    peak_sum_kb: int = 0
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        self.sample()
-        self.baseline_kb = dict(self.peak_kb)
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.sample()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def sample(self) -> None:
-        tree = process_tree(self.root_pid)
-        sizes = {pid: rss_kb(pid) for pid in tree}
-        self.samples += 1
-        self.peak_sum_kb = max(self.peak_sum_kb, sum(sizes.values()))
-        for pid, size in sizes.items():
-            if pid not in self.commands:
-                self.depth[pid], self.commands[pid] = tree[pid], command_line(pid)[:120]
-            self.peak_kb[pid] = max(size, self.peak_kb.get(pid, 0))
-
-    def report(self) -> dict[str, Any]:
-        """Peaks of the whole tree; ``per_process`` tells the supervisor (depth 0), celery's
-        main process (1) and its pool children (2) apart."""
-        growth = {pid: peak - self.baseline_kb.get(pid, 0) for pid, peak in self.peak_kb.items()}
-        return {
-            "peak_single_process_mb": _mb(max(self.peak_kb.values(), default=0)),
-            "peak_single_process_growth_mb": _mb(max(growth.values(), default=0)),
-            "baseline_tree_sum_mb": _mb(sum(self.baseline_kb.values())),
-            "peak_tree_sum_mb": _mb(self.peak_sum_kb),
-            "per_process": [
-                {
-                    "pid": pid,
-                    "depth": self.depth[pid],
-                    "baseline_mb": _mb(self.baseline_kb.get(pid, 0)),
-                    "peak_mb": _mb(peak),
-                    "command": self.commands[pid],
-                }
-                for pid, peak in sorted(self.peak_kb.items(), key=lambda i: self.depth[i[0]])
-            ],
-            "samples": self.samples,
-            "interval_ms": round(self.interval * 1000),
-        }
-
-
-def _mb(kb: int) -> float:
-    return round(kb / 1024, 1)
+    def emit(self, *_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the benchmark only reads event logs")

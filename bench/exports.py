@@ -27,16 +27,8 @@ import requests
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 
-from bench.common import (
-    RssSampler,
-    local_stack,
-    log_errors,
-    machine,
-    positive,
-    say,
-    signup,
-    table,
-)
+from bench.common import local_stack, log_errors, machine, positive, say, signup, table
+from bench.procfs import RssSampler
 from jobcast.builtin.exports import COLUMNS, SHEET_ROWS, ExportParams, select_orders
 from jobcast.builtin.models import Order
 

@@ -230,6 +230,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # How often a worker looks for messages whose worker died (unacked past the timeout).
             "unacked_restore_interval": settings.broker_restore_seconds,
             "unacked_restore_throttle": 1,
+            # Late acks: hundreds of greenlets acknowledge at once; kombu's default pool of 10
+            # connections would refuse some of them.
+            "max_connections": settings.io_concurrency + 20,
         },
         "task_ignore_result": True,
         "task_acks_late": True,

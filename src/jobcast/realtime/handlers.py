@@ -92,7 +92,9 @@ def _replay(item: ResumeRequest) -> dict[str, Any]:
         return {"job_id": item.job_id, "error": "not found"}
     history = current_runtime().events.history(item.job_id, item.after_seq)
     for name, payload in history:
-        emit(name, payload, to=request.sid)  # type: ignore[attr-defined]
+        # The one recipient is on this process: skip the message queue, which would make
+        # every web process read every replayed event.
+        emit(name, payload, to=request.sid, ignore_queue=True)  # type: ignore[attr-defined]
     return {"job_id": item.job_id, "replayed": len(history)}
 
 
