@@ -22,6 +22,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build a jobcast app; ``config`` overrides ``JOBCAST_*`` settings by field name."""
     settings = config if isinstance(config, Settings) else load_settings(config)
     app = Flask("jobcast", instance_relative_config=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schemas in author order
     app.config.from_mapping(flask_config(settings))
     app.config["CELERY"] = celery_config(settings)
     if settings.trusted_proxies:
@@ -79,6 +80,7 @@ def _register(app: Flask, settings: Settings, celery: Any) -> None:
     from jobcast.jobs.tasks import register_tasks
     from jobcast.realtime.handlers import register_handlers
     from jobcast.runtime import init_runtime
+    from jobcast.web import views as web_views
 
     register_tasks(celery)
     init_runtime(app, settings, registry, celery)
@@ -87,4 +89,5 @@ def _register(app: Flask, settings: Settings, celery: Any) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(jobs_api.bp)
+    app.register_blueprint(web_views.bp)
     register_handlers(app, socketio)
