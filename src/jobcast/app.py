@@ -73,6 +73,7 @@ def _load_job_modules(settings: Settings) -> None:
 
 def _register(app: Flask, settings: Settings, celery: Any) -> None:
     from jobcast import health
+    from jobcast.apidocs import views as apidocs_views
     from jobcast.auth import views as auth_views
     from jobcast.auth.tokens import init_tokens
     from jobcast.http import register_http
@@ -89,5 +90,6 @@ def _register(app: Flask, settings: Settings, celery: Any) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(jobs_api.bp)
+    app.register_blueprint(apidocs_views.bp)
     app.register_blueprint(web_views.bp)
     register_handlers(app, socketio)

@@ -7,18 +7,38 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from jobcast.apidocs.describe import Reply, operation
 from jobcast.extensions import db
 from jobcast.runtime import current_runtime
+from jobcast.schemas import Health, Readiness
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation(
+    summary="Liveness",
+    tag="health",
+    operation_id="healthz",
+    auth="none",
+    backed=False,
+    replies={200: Reply("The process serves requests.", Health)},
+)
 def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@operation(
+    summary="Readiness: the database and Redis answer",
+    tag="health",
+    operation_id="readyz",
+    auth="none",
+    replies={
+        200: Reply("Ready.", Readiness),
+        503: Reply("Not ready: the failing checks say unavailable.", Readiness),
+    },
+)
 def readyz() -> tuple[Response, int]:
     checks = {"database": "ok", "redis": "ok"}
     try:

@@ -215,3 +215,33 @@ def test_behind_a_trusted_proxy_limits_count_the_forwarded_client(guarded: Stack
     first = f"10.9.{uuid.uuid4().int % 250}.1"
     assert [attempt(first), attempt(first), attempt(first)] == [401, 401, 429]
     assert attempt(first.replace(".1", ".2")) == 401
+
+
+def test_logout_ends_the_sessions_event_streams(guarded: Stack) -> None:
+    user = _user(guarded)
+    job = user.submit("demo.steps", {"steps": 300, "step_ms": 100})
+    with user.get(f"/api/v1/jobs/{job['id']}/events", stream=True) as stream:
+        lines = stream.iter_lines(decode_unicode=True)
+        assert next(line for line in lines if line.startswith("event:")) == "event: job.queued"
+        assert user.post("/api/v1/auth/logout").status_code == 204
+        rest = list(lines)  # the server ends the stream
+    assert "event: auth.revoked" in rest
+    assert 'data: {"reason": "revoked"}' in rest
+
+
+def test_every_answer_carries_the_security_headers(guarded: Stack) -> None:
+    user = _user(guarded)
+    for response in (
+        user.get("/api/v1/me"),
+        user.get("/api/v1/jobs/not-a-job"),
+        guarded.api().get("/healthz"),
+    ):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    page = guarded.api().get("/")
+    csp = page.headers["Content-Security-Policy"]
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp

@@ -6,12 +6,14 @@ from flask import Blueprint, Response, jsonify
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from pydantic import BaseModel, EmailStr, Field
 
+from jobcast.apidocs.describe import Reply, operation
 from jobcast.auth import users
 from jobcast.auth.tokens import issue_tokens, revoke, rotate
 from jobcast.extensions import limiter
 from jobcast.http import parse_body
 from jobcast.limits import by_email, by_ip, by_user, failed_login, limit
 from jobcast.runtime import current_runtime
+from jobcast.schemas import Tokens, User
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1")
 
@@ -27,6 +29,16 @@ class LoginForm(BaseModel):
 
 
 @bp.post("/auth/register")
+@operation(
+    summary="Create an account",
+    tag="auth",
+    operation_id="register",
+    auth="none",
+    body=Credentials,
+    replies={201: Reply("The new account.", User)},
+    errors=(409,),
+    rate_limited=True,
+)
 @limiter.limit(limit("register_ip"), key_func=by_ip)
 def register() -> tuple[Response, int]:
     form = parse_body(Credentials)
@@ -35,6 +47,16 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/auth/login")
+@operation(
+    summary="Sign in",
+    tag="auth",
+    operation_id="login",
+    auth="none",
+    body=LoginForm,
+    replies={200: Reply("An access token and a refresh token.", Tokens)},
+    errors=(401,),
+    rate_limited=True,
+)
 @limiter.limit(limit("login_ip"), key_func=by_ip, deduct_when=failed_login)
 @limiter.limit(limit("login_email"), key_func=by_email, deduct_when=failed_login)
 def login() -> Response:
@@ -44,6 +66,14 @@ def login() -> Response:
 
 
 @bp.post("/auth/refresh")
+@operation(
+    summary="Exchange the refresh token for a new pair",
+    tag="auth",
+    operation_id="refresh",
+    auth="refresh",
+    replies={200: Reply("A new access token and a new refresh token.", Tokens)},
+    rate_limited=True,
+)
 @limiter.limit(limit("refresh_user"), key_func=by_user)
 @jwt_required(refresh=True)
 def refresh() -> Response:
@@ -52,6 +82,12 @@ def refresh() -> Response:
 
 
 @bp.post("/auth/logout")
+@operation(
+    summary="Sign out this session",
+    tag="auth",
+    operation_id="logout",
+    replies={204: Reply("Signed out.")},
+)
 @jwt_required()
 def logout() -> tuple[str, int]:
     """Sign out this session: its access token and its refresh token stop working."""
@@ -60,6 +96,12 @@ def logout() -> tuple[str, int]:
 
 
 @bp.get("/me")
+@operation(
+    summary="The signed-in user",
+    tag="auth",
+    operation_id="getMe",
+    replies={200: Reply("The user.", User)},
+)
 @jwt_required()
 def me() -> Response:
     return jsonify(current_user.to_dict())

@@ -78,10 +78,23 @@ def _whole_day(value: Any) -> Any:
     return value
 
 
+_EARLIEST, _LATEST = date(1900, 1, 1), date(9998, 12, 31)
+
+
 def _utc(value: date | datetime) -> date | datetime:
-    """A datetime without an offset means UTC, as every timestamp of the API does."""
+    """A datetime without an offset means UTC, as every timestamp of the API does.
+
+    Bounds are kept to years 1900-9998 so a day added or an offset removed never leaves the
+    calendar (which would fail the job later instead of the request now).
+    """
     if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=UTC)
+    try:
+        day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
+    except OverflowError:
+        day = None
+    if day is None or not _EARLIEST <= day <= _LATEST:
+        raise ValueError(f"must fall between {_EARLIEST} and {_LATEST} (UTC)")
     return value
 
 

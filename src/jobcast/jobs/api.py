@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
-from flask_jwt_extended import current_user, jwt_required, verify_jwt_in_request
+from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_in_request
 from pydantic import BaseModel, Field, ValidationError
 
+from jobcast.apidocs.describe import JOB_SUBMISSION, Reply, operation
 from jobcast.errors import NotFound, Unauthorized, ValidationFailed, pydantic_errors
 from jobcast.extensions import limiter
 from jobcast.http import json_body
@@ -13,8 +14,11 @@ from jobcast.jobs import service, states
 from jobcast.limits import by_user, limit
 from jobcast.realtime.sse import last_event_id, sse_response
 from jobcast.runtime import current_runtime
+from jobcast.schemas import STREAM_EVENTS, Job, JobPage, JobTypeList
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+
+_GET_JOB_LINK = {"operationId": "getJob", "parameters": {"job_id": "$response.body#/id"}}
 
 
 class ListQuery(BaseModel):
@@ -26,6 +30,12 @@ class ListQuery(BaseModel):
 
 
 @bp.get("/job-types")
+@operation(
+    summary="The job types this server runs",
+    tag="jobs",
+    operation_id="listJobTypes",
+    replies={200: Reply("Every registered job type with its params schema.", JobTypeList)},
+)
 @jwt_required()
 def job_types() -> Response:
     items = [
@@ -36,6 +46,28 @@ def job_types() -> Response:
 
 
 @bp.post("/jobs")
+@operation(
+    summary="Submit a job",
+    tag="jobs",
+    operation_id="submitJob",
+    body=JOB_SUBMISSION,
+    headers=("Idempotency-Key",),
+    replies={
+        202: Reply(
+            "Accepted: the job is queued.",
+            Job,
+            headers=("Location",),
+            links={"GetJob": _GET_JOB_LINK},
+        ),
+        200: Reply(
+            "The job an earlier request with the same Idempotency-Key created.",
+            Job,
+            headers=("Location", "Idempotent-Replayed"),
+            links={"GetJob": _GET_JOB_LINK},
+        ),
+    },
+    rate_limited=True,
+)
 @limiter.limit(limit("submit_user"), key_func=by_user)
 @jwt_required()
 def submit() -> tuple[Response, int, dict[str, str]]:
@@ -56,6 +88,13 @@ def submit() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/jobs")
+@operation(
+    summary="The caller's jobs, newest first",
+    tag="jobs",
+    operation_id="listJobs",
+    query=ListQuery,
+    replies={200: Reply("One page of jobs.", JobPage)},
+)
 @jwt_required()
 def list_jobs() -> Response:
     try:
@@ -69,26 +108,71 @@ def list_jobs() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@operation(
+    summary="One of the caller's jobs",
+    tag="jobs",
+    operation_id="getJob",
+    replies={200: Reply("The job.", Job)},
+    errors=(404,),
+)
 @jwt_required()
 def get_job(job_id: str) -> Response:
     return jsonify(service.to_dict(service.get_owned(current_user.id, job_id)))
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@operation(
+    summary="Cancel a job",
+    tag="jobs",
+    operation_id="cancelJob",
+    replies={202: Reply("Cancelled, or (running) asked to stop at its next checkpoint.", Job)},
+    errors=(404, 409),
+)
 @jwt_required()
 def cancel(job_id: str) -> tuple[Response, int]:
     return jsonify(service.to_dict(service.cancel(current_user.id, job_id))), 202
 
 
 @bp.get("/jobs/<job_id>/events")
+@operation(
+    summary="The job's events as Server-Sent Events",
+    tag="jobs",
+    operation_id="streamJobEvents",
+    headers=("Last-Event-ID",),
+    replies={
+        200: Reply(
+            "`id: <seq>`, `event: <name>`, `data: <payload as JSON>` per event, `: keep-alive`"
+            " comments while quiet; ends after the terminal event, or after auth.expired or"
+            " auth.revoked once the token stops being valid.",
+            media_type="text/event-stream",
+            events=STREAM_EVENTS,
+        )
+    },
+    errors=(404,),
+)
 @jwt_required()
 def events(job_id: str) -> Response:
     """Server-Sent Events: the job's history after Last-Event-ID, then live, until it ends."""
     job = service.get_owned(current_user.id, job_id)
-    return sse_response(job.id, last_event_id(request.headers.get("Last-Event-ID")))
+    return sse_response(job.id, last_event_id(request.headers.get("Last-Event-ID")), get_jwt())
 
 
 @bp.get("/jobs/<job_id>/result")
+@operation(
+    summary="Download the job's result file",
+    tag="jobs",
+    operation_id="downloadJobResult",
+    auth="download",
+    replies={
+        200: Reply(
+            "The file, as an attachment, in the result's content_type; conditional and range"
+            " requests work.",
+            media_type="*/*",
+            headers=("Content-Disposition",),
+        )
+    },
+    errors=(404,),
+)
 def download(job_id: str) -> Response:
     """The result file, for the owner: by signed link (``?token=``) or by Bearer token."""
     token = request.args.get("token")

@@ -8,10 +8,13 @@ reconnect with nothing lost or repeated.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Response, stream_with_context
 
+from jobcast.auth.tokens import is_revoked
 from jobcast.extensions import db
 from jobcast.jobs import states
 from jobcast.jobs.models import Job
@@ -23,20 +26,39 @@ TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
 def last_event_id(header: str | None) -> int:
     """The seq a reconnecting client last saw; 0 (everything) when absent or malformed."""
     try:
-        return max(0, int(header or 0))
+        seq = int(header or 0)
     except ValueError:
         return 0
+    return min(max(seq, 0), 2**63 - 1)  # a Redis stream id's parts are 64-bit
 
 
-def sse_response(job_id: str, after_seq: int) -> Response:
+def sse_response(job_id: str, after_seq: int, claims: dict[str, Any]) -> Response:
+    """The stream for one job, for the holder of the access token with ``claims``: it ends
+    (after an ``auth.expired`` or ``auth.revoked`` event) when that token stops being valid."""
     rt = current_runtime()
     block_ms = int(rt.settings.sse_keepalive_seconds * 1000)
+    check_every = rt.settings.socket_auth_check_seconds
+
+    def signed_out() -> str | None:
+        if claims["exp"] <= time.time():
+            return "auth.expired"
+        return "auth.revoked" if is_revoked(rt.redis, claims) else None
 
     def stream() -> Iterator[str]:
         yield "retry: 2000\n\n"
         last = after_seq
+        checked = time.monotonic()
+        started = False
         while True:
-            batch = rt.events.history(job_id, last, block_ms=block_ms)
+            if time.monotonic() - checked >= check_every:
+                checked = time.monotonic()
+                reason = signed_out()
+                if reason:
+                    yield f"event: {reason}\ndata: {json.dumps({'reason': reason[5:]})}\n\n"
+                    return
+            # The first read does not wait: a finished job with nothing left to send ends now.
+            batch = rt.events.history(job_id, last, block_ms=block_ms if started else None)
+            started = True
             for name, payload in batch:
                 last = payload["seq"]
                 data = json.dumps(payload, separators=(",", ":"))
@@ -44,8 +66,8 @@ def sse_response(job_id: str, after_seq: int) -> Response:
                 if name in TERMINAL_EVENTS:
                     return
             if not batch:
-                # Quiet for a whole keep-alive period: end if the job is over (its log may
-                # have expired), otherwise keep the connection open through proxies.
+                # Nothing new (for a whole keep-alive period, after the first read): end if
+                # the job is over (its log may have expired), else keep proxies from closing.
                 db.session.expire_all()
                 job = db.session.get(Job, job_id)
                 if job is None or job.status in states.TERMINAL:
