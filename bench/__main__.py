@@ -1,4 +1,4 @@
-"""``python -m bench latency|replay|exports|durability|all [options]``: print JSON to stdout."""
+"""``python -m bench <benchmark>|durability|all [options]``: print JSON to stdout."""
 
 from __future__ import annotations
 
@@ -10,9 +10,18 @@ from types import ModuleType
 from typing import Any
 
 from bench.common import emit, stop_on_sigterm
+from bench.summary import print_summary
 
 #: Each module has ``add_arguments(parser)`` and ``run(args) -> dict``.
-BENCHMARKS = {"latency": "bench.latency", "replay": "bench.replay", "exports": "bench.exports"}
+BENCHMARKS = {
+    "latency": "bench.latency",
+    "replay": "bench.replay",
+    "exports": "bench.exports",
+    "idle": "bench.idle",
+    "submit": "bench.submit",
+    "overhead": "bench.overhead",
+    "fanout": "bench.fanout",
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the stack was stopped", file=sys.stderr)
         return 130
+    if args.benchmark == "all":
+        print_summary(results)
     emit(results if args.benchmark == "all" else results[names[0]])
     return 0
 

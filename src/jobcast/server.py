@@ -6,11 +6,16 @@ same process, so scaling out means more processes on more ports behind a sticky 
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import sys
+from typing import Any, NoReturn
 
 from gunicorn.app.base import BaseApplication
 
 from jobcast.config import load_settings
+
+#: gevent mode: connections one worker accepts at once (each idle WebSocket is one greenlet).
+GEVENT_CONNECTIONS = 20_000
 
 
 class _Gunicorn(BaseApplication):
@@ -30,17 +35,52 @@ class _Gunicorn(BaseApplication):
 
 def serve(host: str, port: int) -> None:
     settings = load_settings()
-    options: dict[str, Any] = {
-        "bind": f"{host}:{port}",
-        "workers": 1,
-        "timeout": 0 if settings.async_mode == "gevent" else 120,
-        "accesslog": None,
-        "loglevel": settings.log_level.lower(),
-    }
     if settings.async_mode == "gevent":
-        options["worker_class"] = "gevent"
-        options["worker_connections"] = 20_000
-    else:
-        options["worker_class"] = "gthread"
-        options["threads"] = settings.web_threads
-    _Gunicorn(options).run()
+        _exec_gevent(host, port, settings.log_level.lower())
+    _Gunicorn(
+        {
+            "bind": f"{host}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": settings.web_threads,
+            # gthread caps open connections at worker_connections (1,000 by default) and keeps
+            # worker_connections - threads of them alive between requests: scale both with
+            # the threads (one per WebSocket) and keep as many keep-alive slots as threads.
+            "worker_connections": settings.web_threads * 2,
+            "timeout": 120,
+            "accesslog": None,
+            "loglevel": settings.log_level.lower(),
+        }
+    ).run()
+
+
+def _exec_gevent(host: str, port: int, log_level: str) -> NoReturn:
+    """Replace this process with a fresh gunicorn whose gevent worker patches the stdlib first.
+
+    ``jobcast web`` has already imported ssl, redis, aiohttp and the rest by the time it gets
+    here; patching then is too late (gevent warns, and modules keep unpatched references). A new
+    interpreter that imports only gunicorn before the worker forks and patches avoids that.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "gevent",
+        "--worker-connections",
+        str(GEVENT_CONNECTIONS),
+        # Greenlets cannot be killed from the arbiter's heartbeat check; a long WebSocket
+        # would look stuck to it.
+        "--timeout",
+        "0",
+        "--log-level",
+        log_level,
+        "jobcast.wsgi:app",
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
