@@ -24,21 +24,10 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import ROOT, Dashboard, docs_screenshot_requested, stack_env
 from tests.integration.conftest import Stack
-from tests.integration.data import StackData
+from tests.integration.data import CSV_HEADER, StackData
 from tests.integration.support import Api
 
 DURATION = re.compile(r"^\d+:\d\d$")
-CSV_HEADER = [
-    "id",
-    "created_at",
-    "customer",
-    "region",
-    "product",
-    "quantity",
-    "unit_price_cents",
-    "total_cents",
-    "status",
-]
 
 
 def recorded_events(api: Api, job_id: str) -> list[tuple[int, str]]:

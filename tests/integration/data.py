@@ -19,6 +19,19 @@ from jobcast.builtin.models import Order
 from jobcast.builtin.seed import seed_orders
 from jobcast.extensions import db
 
+#: The header row of the order exports, as their contract states it.
+CSV_HEADER = [
+    "id",
+    "created_at",
+    "customer",
+    "region",
+    "product",
+    "quantity",
+    "unit_price_cents",
+    "total_cents",
+    "status",
+]
+
 
 @dataclass(frozen=True)
 class OrderRow:

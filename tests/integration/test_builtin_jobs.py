@@ -25,21 +25,10 @@ from sqlalchemy import select
 from jobcast.builtin.models import ORDER_STATUSES, REGIONS, UserStats
 from jobcast.procs import free_port
 from tests.integration.conftest import Stack
-from tests.integration.data import OrderRow, StackData
+from tests.integration.data import CSV_HEADER, OrderRow, StackData
 from tests.integration.support import Api, assert_problem
 
 EMAIL = {"to": "a@example.com", "subject": "s", "body": "b"}
-HEADER = [
-    "id",
-    "created_at",
-    "customer",
-    "region",
-    "product",
-    "quantity",
-    "unit_price_cents",
-    "total_cents",
-    "status",
-]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +89,7 @@ def test_csv_export_writes_exactly_the_filtered_orders(
     assert "orders.csv" in by_bearer.headers["Content-Disposition"]
 
     lines = list(csv.reader(io.StringIO(by_link.decode("utf-8"))))
-    assert lines[0] == HEADER
+    assert lines[0] == CSV_HEADER
     rows = lines[1:]
     since = datetime.combine(start, time(), UTC)
     expected = [
@@ -151,7 +140,7 @@ def test_xlsx_export_has_a_bold_header_and_the_orders(api: Api, data: StackData)
     content = download(api, job["result"]["download_url"])
     sheet = openpyxl.load_workbook(io.BytesIO(content))["Orders"]
     rows = list(sheet.iter_rows(values_only=True))
-    assert list(rows[0]) == HEADER and sheet["A1"].font.b
+    assert list(rows[0]) == CSV_HEADER and sheet["A1"].font.b
     expected = [o for o in data.orders(user_id) if o.status == "shipped"]
     assert 0 < len(rows) - 1 == len(expected) == job["result"]["rows"]
     for row, order in zip(rows[1:], expected, strict=True):

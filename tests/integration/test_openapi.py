@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -28,7 +27,6 @@ from tests.integration.support import Api
 SPEC_URL = "/api/v1/openapi.json"
 METHODS = ("get", "put", "post", "delete", "patch")
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -276,44 +274,39 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs the system Chromium")
-def test_the_docs_page_works_under_the_csp_and_can_call_the_api(stack: Stack) -> None:
+def test_the_docs_page_works_under_the_csp_and_can_call_the_api(stack: Stack, browser: Any) -> None:
     """Swagger UI renders every operation and runs "Try it out" with a token, while the app's
     CSP (no inline script, no inline style) is in force, and loads nothing from elsewhere."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     api = stack.api().signup()
     foreign: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script(CSP_RECORDER)
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith(stack.base_url) else foreign.append(r.url),
         )
-        try:
-            page = browser.new_page()
-            page.add_init_script(CSP_RECORDER)
-            page.on(
-                "request",
-                lambda r: None if r.url.startswith(stack.base_url) else foreign.append(r.url),
-            )
-            page.goto(stack.base_url + "/api/docs")
-            expect(page.locator(".opblock")).to_have_count(15, timeout=20_000)
+        page.goto(stack.base_url + "/api/docs")
+        expect(page.locator(".opblock")).to_have_count(15, timeout=20_000)
 
-            page.get_by_role("button", name="Authorize").first.click()
-            access = page.locator(".modal-ux .auth-container").first  # accessToken
-            access.locator("input").fill(api.token or "")
-            access.get_by_role("button", name="Apply credentials").click()
-            page.locator(".modal-ux .close-modal").click()
+        page.get_by_role("button", name="Authorize").first.click()
+        access = page.locator(".modal-ux .auth-container").first  # accessToken
+        access.locator("input").fill(api.token or "")
+        access.get_by_role("button", name="Apply credentials").click()
+        page.locator(".modal-ux .close-modal").click()
 
-            me = page.locator("#operations-auth-getMe")
-            me.locator(".opblock-summary").click()
-            me.get_by_role("button", name="Try it out").click()
-            me.get_by_role("button", name="Execute").click()
-            status = me.locator(".live-responses-table tr.response .response-col_status")
-            expect(status).to_have_text("200", timeout=20_000)
-            expect(me.locator(".live-responses-table")).to_contain_text(api.email or "")
+        me = page.locator("#operations-auth-getMe")
+        me.locator(".opblock-summary").click()
+        me.get_by_role("button", name="Try it out").click()
+        me.get_by_role("button", name="Execute").click()
+        status = me.locator(".live-responses-table tr.response .response-col_status")
+        expect(status).to_have_text("200", timeout=20_000)
+        expect(me.locator(".live-responses-table")).to_contain_text(api.email or "")
 
-            assert page.evaluate("window.__violations") == []
-        finally:
-            browser.close()
+        assert page.evaluate("window.__violations") == []
+    finally:
+        context.close()
     assert foreign == []
