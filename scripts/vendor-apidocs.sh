@@ -18,15 +18,10 @@ cd "$(dirname "$0")/.."
 DEST=src/jobcast/apidocs/static/swagger-ui
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# shellcheck source=scripts/npm-fetch.sh
+source scripts/npm-fetch.sh
 
-(cd "$WORK" && npm pack --silent "swagger-ui-dist@$VERSION" >/dev/null)
-TARBALL="$WORK/swagger-ui-dist-$VERSION.tgz"
-ACTUAL="sha512-$(openssl dgst -sha512 -binary "$TARBALL" | base64 -w0)"
-if [ "$ACTUAL" != "$INTEGRITY" ]; then
-  echo "swagger-ui-dist@$VERSION: integrity $ACTUAL, expected $INTEGRITY" >&2
-  exit 1
-fi
-tar -xzf "$TARBALL" -C "$WORK"
+fetch_verified swagger-ui-dist "$VERSION" "$INTEGRITY" "$WORK"
 
 rm -rf "$DEST"
 mkdir -p "$DEST"

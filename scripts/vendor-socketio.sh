@@ -15,15 +15,10 @@ cd "$(dirname "$0")/.."
 DEST=src/jobcast/web/static/vendor
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# shellcheck source=scripts/npm-fetch.sh
+source scripts/npm-fetch.sh
 
-(cd "$WORK" && npm pack --silent "socket.io-client@$VERSION" >/dev/null)
-TARBALL="$WORK/socket.io-client-$VERSION.tgz"
-ACTUAL="sha512-$(openssl dgst -sha512 -binary "$TARBALL" | base64 -w0)"
-if [ "$ACTUAL" != "$INTEGRITY" ]; then
-  echo "socket.io-client@$VERSION: integrity $ACTUAL, expected $INTEGRITY" >&2
-  exit 1
-fi
-tar -xzf "$TARBALL" -C "$WORK"
+fetch_verified socket.io-client "$VERSION" "$INTEGRITY" "$WORK"
 
 mkdir -p "$DEST"
 cp "$WORK/package/dist/socket.io.esm.min.js" "$DEST/socket.io.esm.min.js"
