@@ -266,11 +266,4 @@ def signup_many(base_url: str, emails: Sequence[str], parallel: int = 4) -> list
 def event_log(redis_url: str) -> EventPublisher:
     """jobcast's own reader of job event logs (``history``), for checking what clients got."""
     redis = Redis.from_url(redis_url, decode_responses=True)
-    return EventPublisher(redis, _NoEmitter(), retention_seconds=3600)
-
-
-class _NoEmitter:
-    """Reading the event log needs a publisher; this one never emits."""
-
-    def emit(self, *_args: Any, **_kwargs: Any) -> None:
-        raise RuntimeError("the benchmark only reads event logs")
+    return EventPublisher(redis, channel="jobcast", retention_seconds=3600)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import socketio
 from celery import Celery
 from flask import Flask, current_app
 from redis import BlockingConnectionPool, Redis
@@ -52,19 +51,13 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
         socket_connect_timeout=3,
         socket_timeout=settings.sse_keepalive_seconds + 10,
     )
-    emitter = socketio.RedisManager(
-        settings.redis_url,
-        channel=settings.socketio_channel,
-        write_only=True,
-        redis_options={"max_connections": max_connections},
-    )
     runtime = Runtime(
         settings=settings,
         registry=registry,
         redis=redis,
         events=EventPublisher(
             redis,
-            emitter,
+            channel=settings.socketio_channel,
             retention_seconds=int(settings.event_retention_hours * 3600),
             durable=settings.durable_events,
             reader=stream_reader,

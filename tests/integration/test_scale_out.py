@@ -4,9 +4,12 @@ connected to either web process receives its user's events, wherever the job run
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Listener
@@ -45,3 +48,55 @@ def test_clients_on_either_web_process_get_their_events(tmp_path: Path) -> None:
         for user_tabs in tabs:
             for tab in user_tabs:
                 tab.close()
+
+
+def _subscribers(stack: Stack, redis: Redis, user_id: int) -> int:
+    """How many web processes listen on ``user_id``'s event channel."""
+    channel = stack.env["JOBCAST_SOCKETIO_CHANNEL"]
+    ((_, count),) = redis.pubsub_numsub(f"{channel}:user:{user_id}")
+    return int(count)
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+@pytest.mark.timeout(120)
+def test_a_web_process_listens_only_to_the_users_connected_to_it(tmp_path: Path) -> None:
+    """Events are partitioned per user: a web process subscribes to a user's channel while
+    it holds one of that user's connections, so it never decodes other users' events."""
+    with Stack(tmp_path, worker_pools=("io",)) as stack:
+        webs = [stack.base_url, stack.start_web(name="web-2")]
+        redis = Redis.from_url(stack.env["JOBCAST_REDIS_URL"])
+        alice, bob = stack.api().signup(), stack.api().signup()
+        me = [u.get("/api/v1/me") for u in (alice, bob)]
+        assert all(r.status_code == 200 for r in me), [r.text for r in me]
+        alice_id, bob_id = (r.json()["id"] for r in me)
+
+        alice_tab = Listener(webs[0], alice.token)
+        assert (
+            _subscribers(stack, redis, alice_id) == 1
+        )  # subscribed before the connect was accepted
+        assert _subscribers(stack, redis, bob_id) == 0
+        bob_tab = Listener(webs[1], bob.token)
+        alice_second_tab = Listener(webs[1], alice.token)
+        assert (_subscribers(stack, redis, alice_id), _subscribers(stack, redis, bob_id)) == (2, 1)
+
+        # Each user's events reach each of their tabs, whichever process holds it.
+        job_id = alice.submit("demo.steps", {"steps": 3, "step_ms": 10})["id"]
+        for tab in (alice_tab, alice_second_tab):
+            assert tab.wait_terminal(job_id)[-1][0] == "job.succeeded"
+        assert bob_tab.events == []
+
+        alice_tab.close()
+        assert _eventually(lambda: _subscribers(stack, redis, alice_id) == 1)
+        alice_second_tab.close()
+        bob_tab.close()
+        assert _eventually(
+            lambda: _subscribers(stack, redis, alice_id) + _subscribers(stack, redis, bob_id) == 0
+        )

@@ -132,6 +132,8 @@ class FakeReporter:
         self.staging_dir = staging_dir or Path("/nonexistent")
 
     def progress(self, percent: float, message: str | None) -> None:
+        if self.cancel:  # the contract: a cancelled job's progress is refused, not sent
+            raise JobCancelled("job-1")
         self.sent.append((percent, message))
 
     def cancel_requested(self) -> bool:
@@ -265,6 +267,19 @@ def test_progress_that_would_be_sent_is_a_cancellation_checkpoint(clock: FakeClo
     with pytest.raises(JobCancelled):
         ctx.progress(20)
     assert reporter.sent == [(10.0, None)]
+
+
+def test_an_unchanged_value_past_the_interval_still_checks_cancellation(
+    clock: FakeClock,
+) -> None:
+    reporter = FakeReporter()
+    ctx = _context(reporter)
+    ctx.progress(40)
+    reporter.cancel = True
+    clock.now += 1
+    with pytest.raises(JobCancelled):
+        ctx.progress(40)  # nothing new to send: the context asks the reporter directly
+    assert reporter.sent == [(40.0, None)]
 
 
 def test_result_path_comes_from_the_reporter_and_is_remembered(tmp_path: Path) -> None:

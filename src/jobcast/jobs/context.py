@@ -22,7 +22,8 @@ P = TypeVar("P", bound=BaseModel)
 class Reporter(Protocol):
     """The runtime side of a context: where progress goes and where cancellation comes from."""
 
-    def progress(self, percent: float, message: str | None) -> None: ...
+    def progress(self, percent: float, message: str | None) -> None:
+        """Send progress, or raise JobCancelled if the owner asked to cancel."""
 
     def cancel_requested(self) -> bool: ...
 
@@ -66,20 +67,23 @@ class JobContext(Generic[P]):
         percent = max(0.0, min(100.0, float(percent)))
         self._pending = (percent, message)
         now = time.monotonic()
-        if percent >= 100.0 or now - self._last_sent >= self._interval:
+        if (percent >= 100.0 or now - self._last_sent >= self._interval) and not self.flush():
             self.checkpoint()
-            self.flush()
 
-    def flush(self) -> None:
-        """Send the coalesced progress, if any was held back."""
+    def flush(self) -> bool:
+        """Send the coalesced progress, if any was held back; True if it was sent.
+
+        Sending is a cancellation checkpoint too: the reporter raises JobCancelled instead.
+        """
         if self._pending is None or self._pending == self._sent:
             self._pending = None
-            return
+            return False
         percent, message = self._pending
         self._pending = None
         self._sent = (percent, message)
         self._last_sent = time.monotonic()
         self._reporter.progress(percent, message)
+        return True
 
     @property
     def cancelled(self) -> bool:

@@ -3,47 +3,52 @@
 Every event of a job gets the next ``seq`` from one Redis counter, shared by the web process
 (``job.queued``) and the worker (everything after), and is appended to a Redis Stream whose
 entry ids are ``0-<seq>``, so a client that missed events can ask for "everything after N".
-Only then is it pushed to the owner's Socket.IO room through the message queue. No Flask here:
-the worker publishes without an app or request context.
+The same Lua script then publishes it, as a python-socketio message for the owner's room, on
+the owner's own channel (``<channel>:user:<id>``): one round trip per event, and only the web
+processes holding one of that user's connections receive it (``realtime.pubsub``). No Flask
+here: the worker publishes without an app or request context.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from redis import Redis
 
-# Atomically: next seq, append (stream id 0-seq), and push both keys' expiry forward.
+# Atomically: next seq, append (stream id 0-seq), push both keys' expiry forward, publish.
 # ARGV[4] = "0" numbers the event without recording it (durability off, for comparison).
+# The live message is ARGV[5] .. seq .. ARGV[6]: the payload is encoded once, in Python, and
+# only the seq, known here, is spliced in. With KEYS[3] (a cancellation flag) set, nothing is
+# numbered or sent and the script returns -1: the job stops instead of reporting progress.
 _APPEND = """
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  return -1
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[4] == '1' then
   redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
+redis.call('PUBLISH', ARGV[7], ARGV[5] .. seq .. ARGV[6])
 return seq
 """
 
-
-class Emitter(Protocol):
-    """What pushes an event to Socket.IO clients: python-socketio's write-only RedisManager."""
-
-    def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str | None = None,
-        room: str | None = None,
-        **kwargs: Any,
-    ) -> Any: ...
+#: ``host_id`` of published messages: python-socketio's manager ignores messages carrying its
+#: own (random hex) id, and this one is never random hex.
+PUBLISHER_HOST_ID = "jobcast-events"
 
 
 def user_room(user_id: int) -> str:
     """The private room every connection of ``user_id`` joins; events go nowhere else."""
     return f"user:{user_id}"
+
+
+def user_channel(channel: str, user_id: int | str) -> str:
+    """The Redis channel carrying the live events of ``user_id``'s room."""
+    return f"{channel}:user:{user_id}"
 
 
 def _seq_key(job_id: str) -> str:
@@ -54,25 +59,35 @@ def _log_key(job_id: str) -> str:
     return f"jobcast:job:{job_id}:events"
 
 
+def cancel_key(job_id: str) -> str:
+    """Set when the owner asks to cancel the job; a running job checks it at checkpoints."""
+    return f"jobcast:job:{job_id}:cancel"
+
+
+class Cancelled(Exception):
+    """The job's cancellation flag was set: the event was not published."""
+
+
 class EventPublisher:
     """Numbers, records and emits job events; one per process, shared by its threads.
 
     ``redis`` must decode responses (``decode_responses=True``); ``reader``, if given, serves the
     blocking reads and needs a socket timeout longer than any ``block_ms`` asked for.
+    ``channel`` is the Socket.IO message-queue channel the web processes listen on.
     """
 
     def __init__(
         self,
         redis: Redis,
-        emitter: Emitter,
         *,
+        channel: str,
         retention_seconds: int,
         durable: bool = True,
         reader: Redis | None = None,
     ) -> None:
         self.redis = redis
         self.reader = reader or redis
-        self.emitter = emitter
+        self.channel = channel
         self.retention_seconds = retention_seconds
         self.durable = durable
         self._append = redis.register_script(_APPEND)
@@ -86,31 +101,50 @@ class EventPublisher:
         status: str,
         progress: float,
         message: str | None,
+        unless_cancelled: bool = False,
         **extra: Any,
     ) -> dict[str, Any]:
-        """Record and emit one event; returns the payload as clients receive it."""
+        """Record and emit one event; returns the payload as clients receive it.
+
+        With ``unless_cancelled``, raise Cancelled instead when the job's cancellation flag is
+        set (checked in the same round trip): a running job's progress checkpoint.
+        """
         payload: dict[str, Any] = {
-            "job_id": job_id,
             "status": status,
             "progress": round(progress, 2),
             "message": message,
             "ts": time.time(),
             **extra,
         }
+        body = json.dumps(payload, separators=(",", ":"))
+        room = user_room(owner_id)
+        # python-socketio's pub/sub message for an emit to ``room``, data = [event payload].
+        head = (
+            f'{{"method":"emit","event":{json.dumps(event)},"namespace":"/",'
+            f'"room":{json.dumps(room)},"skip_sid":null,"callback":null,"binary":false,'
+            f'"host_id":"{PUBLISHER_HOST_ID}","data":[{{"job_id":{json.dumps(job_id)},"seq":'
+        )
         seq = int(
             self._append(
-                keys=[_seq_key(job_id), _log_key(job_id)],
+                keys=[
+                    _seq_key(job_id),
+                    _log_key(job_id),
+                    *([cancel_key(job_id)] if unless_cancelled else []),
+                ],
                 args=[
                     event,
-                    json.dumps(payload, separators=(",", ":")),
+                    body,
                     self.retention_seconds,
                     "1" if self.durable else "0",
+                    head,
+                    "," + body[1:] + "]}",
+                    user_channel(self.channel, owner_id),
                 ],
             )
         )
-        payload = {"job_id": job_id, "seq": seq, **payload}
-        self.emitter.emit(event, payload, namespace="/", room=user_room(owner_id))
-        return payload
+        if seq < 0:
+            raise Cancelled(job_id)
+        return {"job_id": job_id, "seq": seq, **payload}
 
     def history(
         self, job_id: str, after_seq: int = 0, *, block_ms: int | None = None

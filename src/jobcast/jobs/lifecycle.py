@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from jobcast.dbtypes import utcnow
+from jobcast.errors import JobCancelled
 from jobcast.extensions import db
-from jobcast.jobs import states
+from jobcast.jobs import events, states
 from jobcast.jobs.lease import Lease
 from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
@@ -95,13 +96,19 @@ def start_attempt(job_id: str) -> tuple[Job, Lease] | None:
 
 
 def record_progress(job: Job, percent: float, message: str | None, *, persist: bool) -> None:
-    """Publish progress; write it to the row only when ``persist`` (the caller throttles)."""
+    """Publish progress; write it to the row only when ``persist`` (the caller throttles).
+
+    Raises JobCancelled, publishing nothing, once the owner has asked to cancel.
+    """
     job.progress = percent
     if message is not None:
         job.message = message
     if persist:
         db.session.commit()
-    announce(job, "job.progress")
+    try:
+        announce(job, "job.progress", unless_cancelled=True)
+    except events.Cancelled:
+        raise JobCancelled(job.id) from None
 
 
 def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
@@ -141,19 +148,15 @@ def mark_cancelled(job: Job) -> None:
 # --- cancellation flag -----------------------------------------------------------------------
 
 
-def _cancel_key(job_id: str) -> str:
-    return f"jobcast:job:{job_id}:cancel"
-
-
 def request_cancel(job_id: str) -> None:
     """Flag a running job; it stops at its next checkpoint. Kept as long as the event log."""
     rt = current_runtime()
-    rt.redis.set(_cancel_key(job_id), "1", ex=int(rt.settings.event_retention_hours * 3600))
+    rt.redis.set(events.cancel_key(job_id), "1", ex=int(rt.settings.event_retention_hours * 3600))
 
 
 def cancel_requested(job_id: str) -> bool:
     """Checked by a running job at its progress checkpoints."""
-    return bool(current_runtime().redis.exists(_cancel_key(job_id)))
+    return bool(current_runtime().redis.exists(events.cancel_key(job_id)))
 
 
 # --- periodic sweeps (Celery beat) -----------------------------------------------------------

@@ -1,0 +1,117 @@
+"""The Socket.IO client manager: python-socketio's Redis manager, partitioned per user.
+
+python-socketio's ``RedisManager`` sends every message on one channel, so every web process
+receives and decodes every event of every user, and adding web processes adds no delivery
+capacity. Job events are private to their owner's room, so jobcast publishes them on the
+owner's own channel (``jobs.events.user_channel``) and a web process subscribes to a user's
+channel while it holds at least one of that user's connections, and only then. Everything else
+(server-side emits, disconnects across hosts) still goes through the shared channel.
+
+The subscription is sent before the connect handler returns, so by the time a client sees its
+connection accepted, Redis already routes that user's events to this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from socketio import RedisManager
+
+from jobcast.jobs.events import user_channel
+
+log = logging.getLogger(__name__)
+
+_USER_ROOM_PREFIX = "user:"
+
+
+class UserChannelManager(RedisManager):
+    """A RedisManager that also listens on the channels of the users connected here."""
+
+    name = "jobcast-redis"
+
+    def __init__(self, url: str, channel: str, **kwargs: Any) -> None:
+        super().__init__(url, channel=channel, **kwargs)
+        self._subscribed: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- which channels: follow the user rooms that have a member here ---------------------
+
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None
+    ) -> None:
+        first = room is not None and not self.rooms.get(namespace, {}).get(room)
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if first and room is not None and room.startswith(_USER_ROOM_PREFIX):
+            self._follow(user_channel(self.channel, room[len(_USER_ROOM_PREFIX) :]))
+
+    def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if (
+            room is not None
+            and room.startswith(_USER_ROOM_PREFIX)
+            and not self.rooms.get(namespace, {}).get(room)
+        ):
+            self._unfollow(user_channel(self.channel, room[len(_USER_ROOM_PREFIX) :]))
+
+    def _follow(self, channel: str) -> None:
+        with self._lock:
+            if channel in self._subscribed:
+                return
+            self._subscribed.add(channel)
+            if self.write_only or self.pubsub is None or not self.pubsub.subscribed:
+                return  # the listener subscribes to every followed channel when it connects
+            try:
+                self.pubsub.subscribe(channel)
+            except Exception:  # the listener reconnects and subscribes again
+                log.warning("could not subscribe to %s; the listener will retry", channel)
+
+    def _unfollow(self, channel: str) -> None:
+        with self._lock:
+            if channel not in self._subscribed:
+                return
+            self._subscribed.discard(channel)
+            if self.write_only or self.pubsub is None or not self.pubsub.subscribed:
+                return
+            try:
+                self.pubsub.unsubscribe(channel)
+            except Exception:  # a stale subscription only costs a few ignored messages
+                log.warning("could not unsubscribe from %s", channel)
+
+    # --- listening: the shared channel and every followed one -------------------------------
+
+    def _redis_listen_with_retries(self) -> Iterator[dict[str, Any]]:
+        retry_sleep = 1.0
+        connected = False
+        while True:
+            try:
+                if not connected:
+                    with self._lock:
+                        self._redis_connect()
+                        self.pubsub.subscribe(self.channel, *self._subscribed)
+                    connected = True
+                    retry_sleep = 1.0
+                yield from self.pubsub.listen()
+            except Exception as exc:
+                self._get_logger().error(
+                    "Cannot receive from redis... retrying in %s secs (%s)", retry_sleep, exc
+                )
+                connected = False
+                time.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, 60.0)
+
+    def _listen(self) -> Iterator[bytes]:
+        for message in self._redis_listen_with_retries():
+            if message["type"] == "message" and "data" in message:
+                yield message["data"]
+
+    def _handle_emit(self, message: dict[str, Any]) -> None:
+        # An event for a room with no member here (a stale subscription, or the shared
+        # channel's traffic) is dropped before anything is decoded or encoded for it.
+        room = message.get("room")
+        if room is not None and not self.rooms.get(message.get("namespace") or "/", {}).get(room):
+            return
+        super()._handle_emit(message)
