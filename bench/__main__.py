@@ -21,6 +21,7 @@ BENCHMARKS = {
     "submit": "bench.submit",
     "overhead": "bench.overhead",
     "fanout": "bench.fanout",
+    "flood": "bench.flood",
 }
 
 

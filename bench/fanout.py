@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "clients": counts,
             "steps": args.fanout_steps,
             "step_ms": 1,
-            "async_mode": os.environ.get("JOBCAST_ASYNC_MODE", "threading"),
+            "async_mode": os.environ.get("JOBCAST_ASYNC_MODE", "gevent"),
         },
         "machine": machine(),
         "runs": results,

@@ -107,6 +107,14 @@ def _fanout(doc: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def _flood(doc: dict[str, Any]) -> list[Row]:
+    return [
+        (f"flood: events per web core-second, {w} web process(es)", r["events_per_web_core"],
+         None, None, ">= 10,000 on <= 1 core")
+        for w, r in doc["runs"].items()
+    ]  # fmt: skip
+
+
 _BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "latency": _latency,
     "replay": _replay,
@@ -115,4 +123,5 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "submit": _submit,
     "overhead": _overhead,
     "fanout": _fanout,
+    "flood": _flood,
 }

@@ -14,6 +14,7 @@ from jobcast.config import Settings, celery_config, flask_config, load_settings
 from jobcast.extensions import celery_init_app, db, jwt, limiter, socketio
 from jobcast.jobs.registry import registry
 from jobcast.logs import configure_logging
+from jobcast.realtime import jsoncodec
 from jobcast.realtime.pubsub import UserChannelManager
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     socketio.init_app(
         app,
         client_manager=UserChannelManager(settings.redis_url, channel=settings.socketio_channel),
+        json=jsoncodec,
+        serializer=jsoncodec.Packet,
         async_mode=settings.async_mode,
         max_http_buffer_size=settings.socket_max_message_bytes,
         cors_allowed_origins=settings.origins or None,

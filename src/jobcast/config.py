@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # Whom email.send may write to: empty = only the job owner's own address; a comma list of
     # domains; "*" = anyone (which makes the server a mail relay for every user).
     email_recipients: str = ""
-    async_mode: Literal["threading", "gevent"] = "threading"
+    async_mode: Literal["threading", "gevent"] = "gevent"
     socketio_channel: str = "jobcast"
     io_concurrency: int = Field(200, ge=1, le=5000)
     cpu_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=4096)

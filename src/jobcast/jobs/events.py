@@ -15,6 +15,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 from redis import Redis
 
 # Atomically: next seq, append (stream id 0-seq), push both keys' expiry forward, publish.
@@ -116,7 +117,7 @@ class EventPublisher:
             "ts": time.time(),
             **extra,
         }
-        body = json.dumps(payload, separators=(",", ":"))
+        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
         room = user_room(owner_id)
         # python-socketio's pub/sub message for an emit to ``room``, data = [event payload].
         head = (
