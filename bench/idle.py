@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,14 +50,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = {mode: _run_mode(mode, steps, args) for mode in modes}
     rows = [
         (mode, s["connections"], s["failed"], s["web_rss_mb"], s["kb_per_connection"],
-         s["marginal_kb_per_connection"], s["threads"])
+         s["marginal_kb_per_connection"], s["threads"], s["loadavg_1m"])
         for mode, r in runs.items()
         for s in r["steps"]
     ]  # fmt: skip
     table(
         "idle Socket.IO WebSocket connections on one web process",
         rows,
-        ("mode", "held", "failed", "web RSS MB", "KB/conn", "marginal KB", "threads"),
+        ("mode", "held", "failed", "web RSS MB", "KB/conn", "marginal KB", "threads", "load 1m"),
     )
     return {
         "benchmark": "idle",
@@ -116,6 +117,8 @@ def _run_mode(mode: str, steps: list[int], args: argparse.Namespace) -> dict[str
                         "marginal_kb_per_connection": round(marginal, 1),
                         "threads": _threads(web),
                         "client_rss_mb": got["client_rss_mb"],
+                        # The host is shared: say how busy it was when this step was read.
+                        "loadavg_1m": round(os.getloadavg()[0], 2),
                     }
                 )
                 say(f"idle {mode}: {results[-1]}")

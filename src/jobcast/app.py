@@ -49,6 +49,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         async_mode=settings.async_mode,
         max_http_buffer_size=settings.socket_max_message_bytes,
         cors_allowed_origins=settings.origins or None,
+        # No per-socket copy of the Flask session: handlers find the user in the sockets
+        # registry (realtime/sessions.py), and every idle connection is memory (performance.md).
+        manage_session=False,
     )
     celery = celery_init_app(app)
     _load_job_modules(settings)

@@ -81,6 +81,10 @@ def _exec_gevent(host: str, port: int, log_level: str) -> NoReturn:
         log_level,
         "jobcast.wsgi:app",
     ]
+    env = dict(os.environ)
+    # gevent records every greenlet's spawning stack and tree by default: a few KB per idle
+    # WebSocket (three greenlets each) for debugging aids jobcast does not use.
+    env.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, argv)
+    os.execve(sys.executable, argv, env)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, g, has_request_context
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from jwt.exceptions import PyJWTError
 from redis import Redis
@@ -50,11 +51,29 @@ def revoke(redis: Redis, claims: dict[str, Any]) -> None:
         pipe.execute()
 
 
-def is_revoked(redis: Redis, claims: dict[str, Any]) -> bool:
+def _keys(claims: dict[str, Any]) -> list[str]:
     keys = [_revoked_key(claims["jti"])]
     if claims.get("fam"):
         keys.append(_family_key(claims["fam"]))
-    return bool(redis.exists(*keys))
+    return keys
+
+
+def is_revoked(redis: Redis, claims: dict[str, Any]) -> bool:
+    return bool(redis.exists(*_keys(claims)))
+
+
+def revoked_among(redis: Redis, tokens: Iterable[dict[str, Any]], batch: int = 1000) -> set[str]:
+    """The jtis of ``tokens`` that are revoked: pipelined, one round trip per ``batch`` tokens,
+    each token asked once (a web process re-checks thousands of sockets every few seconds)."""
+    unique = list({claims["jti"]: claims for claims in tokens}.values())
+    revoked: set[str] = set()
+    for start in range(0, len(unique), batch):
+        chunk = unique[start : start + batch]
+        pipe = redis.pipeline(transaction=False)
+        for claims in chunk:
+            pipe.exists(*_keys(claims))
+        revoked.update(c["jti"] for c, n in zip(chunk, pipe.execute(), strict=True) if n)
+    return revoked
 
 
 def issue_tokens(user_id: int, family: str | None = None) -> dict[str, Any]:
@@ -125,8 +144,23 @@ def init_tokens(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def _check_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        return is_revoked(current_runtime().redis, payload)
+        return _revoked_in_this_request(payload)
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
         return db.session.get(User, int(payload["sub"]))
+
+
+def _revoked_in_this_request(claims: dict[str, Any]) -> bool:
+    """``is_revoked``, asked of Redis once per request and token.
+
+    A rate-limited view verifies its token twice: for the limiter's ``by_user`` key, then in
+    ``@jwt_required``. The second verification reuses the first one's answer instead of a
+    second round trip (the user it loads comes from the session's identity map already).
+    """
+    if not has_request_context():
+        return is_revoked(current_runtime().redis, claims)
+    seen: dict[str, bool] = g.setdefault("jobcast_revocation_checked", {})
+    if claims["jti"] not in seen:
+        seen[claims["jti"]] = is_revoked(current_runtime().redis, claims)
+    return seen[claims["jti"]]

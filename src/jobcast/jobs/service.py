@@ -71,10 +71,9 @@ def submit(
                 }
             ],
         )
-    request_hash = hashlib.sha256(
-        json.dumps([job_type.name, params], sort_keys=True).encode()
-    ).hexdigest()
+    request_hash = None
     if idempotency_key is not None:
+        request_hash = _request_hash(job_type, params)
         original = _replay(owner_id, idempotency_key, request_hash)
         if original is not None:
             return original, True
@@ -88,7 +87,7 @@ def submit(
         status=states.QUEUED,
         request_id=request_id,
         idempotency_key=idempotency_key,
-        request_hash=request_hash if idempotency_key else None,
+        request_hash=request_hash,
     )
     job.celery_task_id = job.id
     try:
@@ -97,7 +96,7 @@ def submit(
     except IntegrityError:
         db.session.rollback()
         # A concurrent duplicate with the same key committed first: answer with its job.
-        original = _replay(owner_id, idempotency_key or "", request_hash)
+        original = _replay(owner_id, idempotency_key or "", request_hash or "")
         if original is None:
             raise
         return original, True
@@ -113,6 +112,11 @@ def submit(
         _undo(job)
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from None
     return job, False
+
+
+def _request_hash(job_type: JobType, params: dict[str, Any]) -> str:
+    """What an Idempotency-Key's replay must match: the type and the validated params."""
+    return hashlib.sha256(json.dumps([job_type.name, params], sort_keys=True).encode()).hexdigest()
 
 
 def _check_active_cap(owner_id: int) -> None:

@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -57,7 +57,6 @@ def connect(auth: Any = None) -> None:
     user_id = int(claims["sub"])
     if not _sessions().add(request.sid, user_id, claims):  # type: ignore[attr-defined]
         raise ConnectionRefusedError("too many connections for this user")
-    session["user_id"] = user_id
     join_room(user_room(user_id))
 
 
@@ -103,8 +102,10 @@ def _owned(job_id: str) -> bool:
         uuid.UUID(job_id)
     except ValueError:
         return False
+    # The connection's user is in the sockets registry; no Flask session is kept per socket.
+    user_id = _sessions().user_of(request.sid)  # type: ignore[attr-defined]
     job = db.session.get(Job, job_id)
-    return job is not None and job.owner_id == session.get("user_id")
+    return job is not None and user_id is not None and job.owner_id == user_id
 
 
 def register_handlers(app: Flask, socketio: SocketIO) -> None:

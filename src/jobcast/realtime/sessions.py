@@ -18,15 +18,26 @@ from flask_socketio import SocketIO
 from redis import Redis
 from redis.exceptions import RedisError
 
-from jobcast.auth.tokens import is_revoked
+from jobcast.auth.tokens import revoked_among
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SocketAuth:
+    """What the sweep needs of a socket's token: kept per socket, so only these claims."""
+
     user_id: int
-    claims: dict[str, Any]
+    exp: float
+    jti: str
+    family: str | None
+
+    @classmethod
+    def of(cls, user_id: int, claims: dict[str, Any]) -> SocketAuth:
+        return cls(user_id, claims["exp"], claims["jti"], claims.get("fam"))
+
+    def claims(self) -> dict[str, Any]:
+        return {"jti": self.jti, "fam": self.family}
 
 
 class SocketSessions:
@@ -36,15 +47,19 @@ class SocketSessions:
         self.per_user = per_user
         self.every = every
         self._sockets: dict[str, SocketAuth] = {}
+        # Counted, not summed over _sockets: a connect must not cost O(sockets held).
+        self._per_user_count: dict[int, int] = {}
         self._lock = threading.Lock()
         self._watching = False
 
     def add(self, sid: str, user_id: int, claims: dict[str, Any]) -> bool:
         """Register a socket; False when its user already has ``per_user`` here."""
         with self._lock:
-            if sum(1 for s in self._sockets.values() if s.user_id == user_id) >= self.per_user:
+            held = self._per_user_count.get(user_id, 0)
+            if held >= self.per_user:
                 return False
-            self._sockets[sid] = SocketAuth(user_id, claims)
+            self._sockets[sid] = SocketAuth.of(user_id, claims)
+            self._per_user_count[user_id] = held + 1
             if not self._watching:
                 self._watching = True
                 self.socketio.start_background_task(self._watch)
@@ -52,7 +67,14 @@ class SocketSessions:
 
     def remove(self, sid: str) -> None:
         with self._lock:
-            self._sockets.pop(sid, None)
+            auth = self._sockets.pop(sid, None)
+            if auth is None:
+                return
+            left = self._per_user_count[auth.user_id] - 1
+            if left:
+                self._per_user_count[auth.user_id] = left
+            else:
+                del self._per_user_count[auth.user_id]
 
     def user_of(self, sid: str) -> int | None:
         found = self._sockets.get(sid)
@@ -71,17 +93,18 @@ class SocketSessions:
         with self._lock:
             sockets = list(self._sockets.items())
         now = time.time()
+        live = [auth.claims() for _, auth in sockets if auth.exp > now]
+        try:
+            revoked = revoked_among(self.redis, live)
+        except RedisError:
+            revoked = None  # Redis away: decide on revocation next time rather than guess now
         for sid, auth in sockets:
-            reason = None
-            if auth.claims["exp"] <= now:
+            if auth.exp <= now:
                 reason = "auth.expired"
+            elif revoked is not None and auth.jti in revoked:
+                reason = "auth.revoked"
             else:
-                try:
-                    if is_revoked(self.redis, auth.claims):
-                        reason = "auth.revoked"
-                except RedisError:
-                    return  # Redis away: decide next time rather than guess now
-            if reason is not None:
-                self.remove(sid)
-                self.socketio.emit(reason, {"reason": reason.split(".")[1]}, to=sid)
-                self.socketio.server.disconnect(sid)
+                continue
+            self.remove(sid)
+            self.socketio.emit(reason, {"reason": reason.split(".")[1]}, to=sid)
+            self.socketio.server.disconnect(sid)
