@@ -67,6 +67,9 @@ class Run:
 
     clients: list[BenchClient]
     first_submit: float = 0.0
+    #: When the last submit was answered: events after it do not share the web process with
+    #: a burst of submits.
+    all_submitted: float = 0.0
     lag_ms: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
@@ -108,6 +111,7 @@ async def drive(
             say(f"submitting {len(run.clients)} demo.steps jobs {params}")
             run.first_submit = time.time()
             await asyncio.gather(*(_submit(http, base_url, c, params) for c in run.clients))
+            run.all_submitted = time.time()
         nominal = params["steps"] * params["step_ms"] / 1000
         deadline = time.monotonic() + nominal + GRACE_SECONDS
         while run.pending() and not run.timed_out:

@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 
 import requests
 from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from jobcast.jobs import states
 from jobcast.jobs.events import EventPublisher
@@ -33,6 +36,7 @@ from jobcast.testing import LocalStack
 PASSWORD = "bench-password-not-secret"
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
 #: Every benchmark is a load test from one address: the abuse limits would refuse it.
+DATABASE_ENV = "JOBCAST_BENCH_DATABASE_URL"
 STACK_DEFAULTS = {"JOBCAST_LOG_LEVEL": "WARNING", "JOBCAST_RATE_LIMITS": "false"}
 
 
@@ -87,6 +91,7 @@ def machine() -> dict[str, Any]:
         "memory_mb": _meminfo_mb("MemTotal"),
         # Other work on the same cores skews every number: say how busy the host was.
         "loadavg_1m_5m_15m": [round(x, 2) for x in os.getloadavg()],
+        "database": "postgresql" if os.environ.get(DATABASE_ENV) else "sqlite",
     }
 
 
@@ -158,25 +163,48 @@ def local_stack(
     """
     root = Path(tempfile.mkdtemp(prefix=f"jobcast-bench-{name}-"))
     overrides = {**STACK_DEFAULTS, **(env_overrides or {})}
-    stack = LocalStack(root, env_overrides=overrides, worker_pools=worker_pools)
     failed = False
     say(f"starting the stack in {root}")
+    with _database() as database_url:
+        stack = LocalStack(
+            root, database_url=database_url, env_overrides=overrides, worker_pools=worker_pools
+        )
+        try:
+            stack.__enter__()
+            say(f"stack up: {stack.base_url} (redis {stack.redis_url})")
+            yield stack
+        except Exception:
+            failed = True
+            _print_log_tails(stack.logs)
+            raise
+        finally:
+            say("stopping the stack")
+            with _signals_held():
+                stack.stop()
+            if keep or failed:
+                say(f"kept {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str | None]:
+    """None (SQLite in the stack's dir), or with ``JOBCAST_BENCH_DATABASE_URL`` (a PostgreSQL
+    server URL allowed to create databases) a fresh database there, dropped afterwards."""
+    admin_url = os.environ.get(DATABASE_ENV)
+    if not admin_url:
+        yield None
+        return
+    name = f"jobcast_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        stack.__enter__()
-        say(f"stack up: {stack.base_url} (redis {stack.redis_url})")
-        yield stack
-    except Exception:
-        failed = True
-        _print_log_tails(stack.logs)
-        raise
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        say("stopping the stack")
-        with _signals_held():
-            stack.stop()
-        if keep or failed:
-            say(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @contextlib.contextmanager

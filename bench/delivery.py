@@ -23,6 +23,7 @@ _VOLATILE = ("seq", "ts")
 def analyse(run: Run, history: dict[str, list[int]]) -> dict[str, Any]:
     """Latency, completeness and rate, per client, against ``history`` (job id -> logged seqs)."""
     latencies: list[float] = []
+    settled: list[float] = []
     by_event: dict[str, list[float]] = defaultdict(list)
     per_second: Counter[int] = Counter()
     tally: Counter[str] = Counter()
@@ -33,6 +34,8 @@ def analyse(run: Run, history: dict[str, list[int]]) -> dict[str, Any]:
             if payload.get("job_id") in run.jobs_for(client):
                 ms = (received - payload["ts"]) * 1000
                 latencies.append(ms)
+                if payload["ts"] >= run.all_submitted:
+                    settled.append(ms)
                 by_event[event].append(ms)
                 per_second[int(received - run.first_submit)] += 1
                 last_receive = max(last_receive, received)
@@ -41,6 +44,9 @@ def analyse(run: Run, history: dict[str, list[int]]) -> dict[str, Any]:
         "jobs": _outcomes(run),
         "latency_ms": percentiles(latencies),
         "latency_ms_by_event": {e: percentiles(v) for e, v in sorted(by_event.items())},
+        # The same, only for events published once every submit was answered.
+        "latency_ms_once_submitted": percentiles(settled),
+        "submit_burst_seconds": round(run.all_submitted - run.first_submit, 3),
         "events_received": len(latencies),
         "events_expected": tally["expected"],
         "lost": tally["missing"] + tally["no_terminal"],

@@ -39,6 +39,7 @@ from bench.redis_floor import redis_floor
 DURABLE_RUNS = {"on": ("on",), "off": ("off",), "both": ("on", "off")}
 #: The delivery numbers the stderr table shows, in order.
 SUMMARY = (
+    "submit_burst_seconds",
     "events_received",
     "events_expected",
     "lost",
@@ -186,6 +187,7 @@ def _print(document: dict[str, Any]) -> None:
         rows = [
             ["jobcast: worker -> client", *_quantiles(jc["latency_ms"])],
             *[[f"  {event}", *_quantiles(s)] for event, s in jc["latency_ms_by_event"].items()],
+            ["  once every job was submitted", *_quantiles(jc["latency_ms_once_submitted"])],
             ["redis pub/sub floor", *_quantiles(floor["latency_ms"])],
             ["client event-loop lag", *_quantiles(jc["client_loop_lag_ms"])],
         ]

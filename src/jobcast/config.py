@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     progress_interval: float = Field(0.1, ge=0)
     db_progress_interval: float = Field(1.0, ge=0)
+    # Who writes export.xlsx: "rustpy-xlsxwriter" (Rust) is several times faster and needs
+    # pip install 'jobcast[fast-xlsx]'.
+    xlsx_engine: Literal["xlsxwriter", "rustpy-xlsxwriter"] = "xlsxwriter"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     debug: bool = False
     # Abuse limits (Flask-Limiter notation: "10/minute;100/hour"); rate_limits=false turns the

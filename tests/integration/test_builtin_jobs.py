@@ -157,6 +157,44 @@ def test_xlsx_export_has_a_bold_header_and_the_orders(api: Api, data: StackData)
         assert abs(written - order.created_at) < timedelta(milliseconds=1)
 
 
+@pytest.fixture(scope="module")
+def rust_xlsx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own whose cpu worker writes workbooks with rustpy-xlsxwriter."""
+    pytest.importorskip("rustpy_xlsxwriter", reason="needs jobcast[fast-xlsx]")
+    overrides = {"JOBCAST_XLSX_ENGINE": "rustpy-xlsxwriter"}
+    running = Stack(
+        tmp_path_factory.mktemp("rust-xlsx"), env_overrides=overrides, worker_pools=("cpu",)
+    )
+    with running:
+        yield running
+
+
+def test_the_rust_engine_writes_the_same_orders_as_the_csv_export(rust_xlsx: Stack) -> None:
+    api = rust_xlsx.api().signup()
+    user_id = api.get("/api/v1/me").json()["id"]
+    StackData(rust_xlsx.app()).seed(user_id, 250, seed=11)
+
+    job = run(api, "export.xlsx", {"region": "east"})
+    sheet = openpyxl.load_workbook(io.BytesIO(download(api, job["result"]["download_url"])))
+    rows = list(sheet["Orders"].iter_rows(values_only=True))
+    assert list(rows[0]) == CSV_HEADER and sheet["Orders"]["A1"].font.b
+    job = run(api, "export.csv", {"region": "east"})
+    lines = list(csv.reader(io.StringIO(download(api, job["result"]["download_url"]).decode())))
+    assert 0 < len(rows) - 1 == len(lines) - 1 == job["result"]["rows"]
+    for row, line in zip(rows[1:], lines[1:], strict=True):
+        order = _csv_order(line)
+        assert row[0] == order.id and list(row[2:]) == [
+            order.customer,
+            order.region,
+            order.product,
+            order.quantity,
+            order.unit_price_cents,
+            order.total_cents,
+            order.status,
+        ]
+        assert abs(row[1].replace(tzinfo=UTC) - order.created_at) < timedelta(milliseconds=1)
+
+
 # --- report ---------------------------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
@@ -16,9 +18,16 @@ from sqlalchemy.pool import StaticPool
 
 from jobcast.auth.models import User
 from jobcast.builtin import exports
-from jobcast.builtin.exports import COLUMNS, ExportParams, OrderFilter, Region, select_orders
+from jobcast.builtin.exports import (
+    COLUMNS,
+    Batch,
+    ExportParams,
+    OrderFilter,
+    Region,
+    select_orders,
+)
 from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order
-from jobcast.errors import JobCancelled
+from jobcast.errors import ConfigError, JobCancelled, TransientJobError
 from jobcast.extensions import db
 
 
@@ -170,9 +179,33 @@ def test_select_orders_finds_exactly_the_owners_matching_orders(
         assert list(conn.scalars(query)) == ids
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4])
+def test_rows_come_in_full_batches_as_plain_tuples(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    """Every row once, in order, whether the rows end on a batch boundary or not."""
+    monkeypatch.setattr(exports, "BATCH", 2)
+    query = select_orders(1, ExportParams(), *exports._EXPORTED).order_by(Order.id).limit(count)
+    with engine.connect() as conn:
+        batches = list(exports._driver_rows(conn, query))
+    assert [len(b) for b in batches] == [2] * (count // 2) + [1] * (count % 2)
+    rows = [row for batch in batches for row in batch]
+    assert [row[0] for row in rows] == [1, 2, 3, 4][:count]
+    assert all(type(row) is tuple for batch in batches[1:] for row in batch)
+
+
+def test_created_at_is_read_as_text_that_fromisoformat_reads(engine: Engine) -> None:
+    query = select_orders(1, ExportParams(), *exports._EXPORTED).order_by(Order.id)
+    with engine.connect() as conn:
+        row = next(exports._driver_rows(conn, query))[0]
+    assert datetime.fromisoformat(row[1]) == (T0 - timedelta(seconds=1)).replace(tzinfo=None)
+    assert tuple(row[2:]) == ("c", "north", "p", 1, 1_000, 1_000, "paid")
+
+
 # --- the writers ----------------------------------------------------------------------------
 
-ROW = (1, datetime(2024, 3, 1, 12, 30, 15), "c-1", "north", "widget", 2, 150, 300, "paid")
+# As the driver returns a row: created_at is the text of the naive UTC time stored.
+ROW = (1, "2024-03-01 12:30:15", "c-1", "north", "widget", 2, 150, 300, "paid")
 
 
 def _batches(count: int, size: int = 2) -> list[list[tuple[Any, ...]]]:
@@ -200,30 +233,85 @@ def test_csv_has_a_header_and_utc_times(tmp_path: Path) -> None:
     assert [line[0] for line in lines[1:]] == ["1", "2", "3"]
 
 
+def _write_rust(path: Path, batches: Iterable[Batch]) -> int:
+    batches = list(batches)
+    return exports.write_xlsx_rust(path, batches, sum(len(b) for b in batches))
+
+
+needs_rust = pytest.mark.skipif(
+    importlib.util.find_spec("rustpy_xlsxwriter") is None, reason="needs jobcast[fast-xlsx]"
+)
+#: Both workbook writers must write the same workbook; the Rust one only if it is installed.
+WRITERS = [
+    pytest.param(exports.write_xlsx, id="xlsxwriter"),
+    pytest.param(_write_rust, id="rustpy-xlsxwriter", marks=needs_rust),
+]
+Writer = Callable[[Path, Iterable[Batch]], int]
+
+
+@pytest.mark.parametrize("write", WRITERS)
 def test_xlsx_starts_a_new_sheet_when_one_is_full(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Writer
 ) -> None:
     monkeypatch.setattr(exports, "SHEET_ROWS", 2)
     path = tmp_path / "orders.xlsx"
-    assert exports.write_xlsx(path, _batches(5)) == 5
+    rows = [*_batches(4), [(5, "2024-03-01 12:30:15.250000", *ROW[2:])]]
+    assert write(path, rows) == 5
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == ["Orders", "Orders 2", "Orders 3"]
     sheets = [list(book[name].iter_rows(values_only=True)) for name in book.sheetnames]
     assert all(sheet[0] == COLUMNS for sheet in sheets)
     assert [row[0] for sheet in sheets for row in sheet[1:]] == [1, 2, 3, 4, 5]
     first = sheets[0][1]
-    assert first[1] == ROW[1] and first[2:] == ROW[2:]
-    assert book["Orders"]["A1"].font.b and book["Orders"]["B2"].number_format.startswith("yyyy")
+    assert first[1] == datetime(2024, 3, 1, 12, 30, 15) and first[2:] == ROW[2:]
+    assert sheets[2][1][1] == datetime(2024, 3, 1, 12, 30, 15, 250_000)  # to the millisecond
+    for name in book.sheetnames:
+        assert book[name]["A1"].font.b and book[name]["B2"].number_format.startswith("yyyy")
+        assert book[name].freeze_panes == "A2"
+
+
+@pytest.mark.parametrize("write", WRITERS)
+def test_a_workbook_without_rows_has_the_header(tmp_path: Path, write: Writer) -> None:
+    path = tmp_path / "orders.xlsx"
+    assert write(path, []) == 0
+    book = openpyxl.load_workbook(path)
+    assert list(book["Orders"].iter_rows(values_only=True)) == [COLUMNS]
+
+
+def _cancelled_after_one_batch() -> Iterator[list[tuple[Any, ...]]]:
+    yield _batches(2)[0]
+    raise JobCancelled("job")
 
 
 def test_a_workbook_stopped_half_way_is_closed_at_once(tmp_path: Path) -> None:
     """A cancelled export must not leave the closing to the workbook's destructor."""
-
-    def cancelled_after_one_batch() -> Iterator[list[tuple[Any, ...]]]:
-        yield _batches(2)[0]
-        raise JobCancelled("job")
-
     path = tmp_path / "orders.xlsx"
     with pytest.raises(JobCancelled):
-        exports.write_xlsx(path, cancelled_after_one_batch())
+        exports.write_xlsx(path, _cancelled_after_one_batch())
     assert [p.name for p in tmp_path.iterdir()] == ["orders.xlsx"]  # temp files removed
+
+
+@needs_rust
+def test_the_rust_writer_stopped_half_way_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(JobCancelled):
+        exports.write_xlsx_rust(tmp_path / "orders.xlsx", _cancelled_after_one_batch(), 4)
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_rust
+def test_rows_added_since_the_count_that_overflow_the_sheets_ask_for_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "SHEET_ROWS", 2)
+    with pytest.raises(TransientJobError):
+        exports.write_xlsx_rust(tmp_path / "orders.xlsx", _batches(3), expected=2)
+
+
+def test_the_rust_engine_missing_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "rustpy_xlsxwriter", None)  # import fails
+    with pytest.raises(
+        ConfigError, match=r"JOBCAST_XLSX_ENGINE.*pip install 'jobcast\[fast-xlsx\]'"
+    ):
+        exports.write_xlsx_rust(tmp_path / "orders.xlsx", _batches(1), expected=1)
