@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    mode = os.environ.get("JOBCAST_ASYNC_MODE", "threading")
+    mode = os.environ.get("JOBCAST_ASYNC_MODE", "gevent")
     env = {"JOBCAST_MAX_ACTIVE_JOBS": "100000", "JOBCAST_ASYNC_MODE": mode}
     with local_stack("submit", env_overrides=env, worker_pools=(), keep=args.keep) as stack:
         assert stack.redis_url is not None

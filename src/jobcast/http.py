@@ -7,7 +7,8 @@ import re
 import uuid
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SessionInterface, SessionMixin
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError as DatabaseError
@@ -43,7 +44,19 @@ _HTTP_SLUGS = {
 }
 
 
+class NoCookieSessions(SessionInterface):
+    """jobcast keeps no Flask session (tokens travel in headers); Flask's default would still
+    build a signing serializer and look for a cookie on every request."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None  # Flask then hands out a NullSession, which refuses writes
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 def register_http(app: Flask) -> None:
+    app.session_interface = NoCookieSessions()
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
     app.after_request(_security_headers)

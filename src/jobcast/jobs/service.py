@@ -123,11 +123,11 @@ def _check_active_cap(owner_id: int) -> None:
     """At most ``max_active_jobs`` queued, running or retrying jobs per user (a soft cap:
     submissions racing each other may pass it by a few)."""
     cap = current_runtime().settings.max_active_jobs
-    active = db.session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.owner_id == owner_id, Job.status.in_(states.ACTIVE))
+    # Counting stops at the cap: a user with a long backlog costs no more than one at the cap.
+    unfinished = (
+        select(Job.id).where(Job.owner_id == owner_id, Job.status.in_(states.ACTIVE)).limit(cap)
     )
+    active = db.session.scalar(select(func.count()).select_from(unfinished.subquery()))
     if (active or 0) >= cap:
         raise TooManyRequests(
             f"you have {active} unfinished jobs; the limit is {cap}: wait for some to finish",
