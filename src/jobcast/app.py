@@ -15,6 +15,7 @@ from jobcast.extensions import celery_init_app, db, jwt, limiter, socketio
 from jobcast.jobs.registry import registry
 from jobcast.logs import configure_logging
 from jobcast.realtime import jsoncodec
+from jobcast.realtime.handshake import PlainWebSockets
 from jobcast.realtime.pubsub import UserChannelManager
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         # registry (realtime/sessions.py), and every idle connection is memory (performance.md).
         manage_session=False,
     )
+    app.wsgi_app = PlainWebSockets(app.wsgi_app)  # type: ignore[method-assign]
     celery = celery_init_app(app)
     _load_job_modules(settings)
     _register(app, settings, celery)
