@@ -3,9 +3,10 @@
 Every event of a job gets the next ``seq`` from one Redis counter, shared by the web process
 (``job.queued``) and the worker (everything after), and is appended to a Redis Stream whose
 entry ids are ``0-<seq>``, so a client that missed events can ask for "everything after N".
-The same Lua script then publishes it, as a python-socketio message for the owner's room, on
-the owner's own channel (``<channel>:user:<id>``): one round trip per event, and only the web
-processes holding one of that user's connections receive it (``realtime.pubsub``). No Flask
+The same Lua script then publishes it on the owner's own channel (``<channel>:user:<id>``) as
+the Socket.IO packet the owner's connections receive, encoded once here: one round trip per
+event, and the web processes holding one of that user's connections (``realtime.pubsub``) pass
+it on without decoding it. No Flask
 here: the worker publishes without an app or request context.
 """
 
@@ -36,10 +37,6 @@ end
 redis.call('PUBLISH', ARGV[7], ARGV[5] .. seq .. ARGV[6])
 return seq
 """
-
-#: ``host_id`` of published messages: python-socketio's manager ignores messages carrying its
-#: own (random hex) id, and this one is never random hex.
-PUBLISHER_HOST_ID = "jobcast-events"
 
 
 def user_room(user_id: int) -> str:
@@ -118,13 +115,8 @@ class EventPublisher:
             **extra,
         }
         body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
-        room = user_room(owner_id)
-        # python-socketio's pub/sub message for an emit to ``room``, data = [event payload].
-        head = (
-            f'{{"method":"emit","event":{json.dumps(event)},"namespace":"/",'
-            f'"room":{json.dumps(room)},"skip_sid":null,"callback":null,"binary":false,'
-            f'"host_id":"{PUBLISHER_HOST_ID}","data":[{{"job_id":{json.dumps(job_id)},"seq":'
-        )
+        # A Socket.IO EVENT packet on the default namespace: 2["<event>",{payload with seq}].
+        head = f'2[{json.dumps(event)},{{"job_id":{json.dumps(job_id)},"seq":'
         seq = int(
             self._append(
                 keys=[
@@ -138,7 +130,7 @@ class EventPublisher:
                     self.retention_seconds,
                     "1" if self.durable else "0",
                     head,
-                    "," + body[1:] + "]}",
+                    "," + body[1:] + "]",
                     user_channel(self.channel, owner_id),
                 ],
             )

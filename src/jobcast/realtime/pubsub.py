@@ -7,6 +7,10 @@ owner's own channel (``jobs.events.user_channel``) and a web process subscribes 
 channel while it holds at least one of that user's connections, and only then. Everything else
 (server-side emits, disconnects across hosts) still goes through the shared channel.
 
+A user channel carries ready Socket.IO packets (``jobs.events`` encodes each event once): this
+process sends one to every connection of the user it holds, without decoding and encoding it
+again as python-socketio's own messages would need.
+
 The subscription is sent before the connect handler returns, so by the time a client sees its
 connection accepted, Redis already routes that user's events to this process.
 """
@@ -19,6 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from engineio import packet as eio_packet
 from socketio import RedisManager
 
 from jobcast.jobs.events import user_channel
@@ -104,9 +109,24 @@ class UserChannelManager(RedisManager):
                 retry_sleep = min(retry_sleep * 2, 60.0)
 
     def _listen(self) -> Iterator[bytes]:
+        shared = self.channel.encode()
         for message in self._redis_listen_with_retries():
-            if message["type"] == "message" and "data" in message:
-                yield message["data"]
+            if message["type"] != "message":
+                continue
+            if message["channel"] == shared:
+                yield message["data"]  # python-socketio's own messages: its listener decodes
+            else:
+                self._deliver(message["channel"], message["data"])
+
+    def _deliver(self, channel: bytes, packet: bytes) -> None:
+        """Send a user channel's ready packet to that user's connections held here."""
+        try:
+            user = channel.decode()[len(self.channel) + len(":user:") :]
+            message = eio_packet.Packet(eio_packet.MESSAGE, packet.decode())
+            for _sid, eio_sid in self.get_participants("/", _USER_ROOM_PREFIX + user):
+                self.server._send_eio_packet(eio_sid, message)
+        except Exception:  # one bad message must not end the listener
+            log.exception("could not deliver a message from %r", channel)
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
         # An event for a room with no member here (a stale subscription, or the shared
