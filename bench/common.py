@@ -18,7 +18,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,12 +25,10 @@ from typing import Any
 
 import requests
 from redis import Redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from jobcast.jobs import states
 from jobcast.jobs.events import EventPublisher
-from jobcast.testing import LocalStack
+from jobcast.testing import LocalStack, fresh_database
 
 PASSWORD = "bench-password-not-secret"
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
@@ -195,16 +192,8 @@ def _database() -> Iterator[str | None]:
     if not admin_url:
         yield None
         return
-    name = f"jobcast_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(admin_url, prefix="jobcast_bench") as url:
+        yield url
 
 
 @contextlib.contextmanager

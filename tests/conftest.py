@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jobcast.procs import free_port, redis_server_command, wait_for_port
+from jobcast.testing import fresh_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,18 +69,5 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not admin_url:
         yield f"sqlite:///{Path(tmp_path_factory.mktemp('db')) / 'jobcast.db'}"
         return
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"jobcast_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(admin_url, prefix="jobcast_test") as url:
+        yield url

@@ -12,11 +12,15 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from jobcast.procs import free_port, redis_server_command, wait_for_port
 
@@ -135,3 +139,19 @@ class LocalStack:
                     os.killpg(proc.pid, 9)
                     proc.wait()
         self._procs.clear()
+
+
+@contextmanager
+def fresh_database(admin_url: str, prefix: str = "jobcast") -> Iterator[str]:
+    """The URL of a new, empty database on the server of ``admin_url`` (a PostgreSQL URL
+    allowed to create databases), dropped with its connections on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
