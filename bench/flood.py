@@ -13,7 +13,6 @@ how many cores were left for the web on this 2-core machine.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import select
@@ -24,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jwt
 from redis import Redis
 
 from bench.common import local_stack, machine, say, signup_many, table
@@ -118,8 +118,8 @@ def _run_once(args: argparse.Namespace, webs: int) -> dict[str, Any]:
 
 
 def _user_id(token: str) -> int:
-    claims = token.split(".")[1]
-    return int(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"])
+    # The benchmark only reads the subject of a token the server just issued to it.
+    return int(jwt.decode(token, options={"verify_signature": False})["sub"])
 
 
 def _produce(

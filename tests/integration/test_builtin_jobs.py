@@ -144,17 +144,22 @@ def test_xlsx_export_has_a_bold_header_and_the_orders(api: Api, data: StackData)
     expected = [o for o in data.orders(user_id) if o.status == "shipped"]
     assert 0 < len(rows) - 1 == len(expected) == job["result"]["rows"]
     for row, order in zip(rows[1:], expected, strict=True):
-        assert row[0] == order.id and list(row[2:]) == [
-            order.customer,
-            order.region,
-            order.product,
-            order.quantity,
-            order.unit_price_cents,
-            order.total_cents,
-            order.status,
-        ]
-        written = row[1].replace(tzinfo=UTC)  # Excel has no time zones; the export is UTC
-        assert abs(written - order.created_at) < timedelta(milliseconds=1)
+        _assert_row_is(row, order)
+
+
+def _assert_row_is(row: tuple[Any, ...], order: Any) -> None:
+    """A workbook row holds the order's values, its time to the millisecond."""
+    assert row[0] == order.id and list(row[2:]) == [
+        order.customer,
+        order.region,
+        order.product,
+        order.quantity,
+        order.unit_price_cents,
+        order.total_cents,
+        order.status,
+    ]
+    written = row[1].replace(tzinfo=UTC)  # Excel has no time zones; the export is UTC
+    assert abs(written - order.created_at) < timedelta(milliseconds=1)
 
 
 @pytest.fixture(scope="module")
@@ -183,16 +188,7 @@ def test_the_rust_engine_writes_the_same_orders_as_the_csv_export(rust_xlsx: Sta
     assert 0 < len(rows) - 1 == len(lines) - 1 == job["result"]["rows"]
     for row, line in zip(rows[1:], lines[1:], strict=True):
         order = _csv_order(line)
-        assert row[0] == order.id and list(row[2:]) == [
-            order.customer,
-            order.region,
-            order.product,
-            order.quantity,
-            order.unit_price_cents,
-            order.total_cents,
-            order.status,
-        ]
-        assert abs(row[1].replace(tzinfo=UTC) - order.created_at) < timedelta(milliseconds=1)
+        _assert_row_is(row, order)
 
 
 # --- report ---------------------------------------------------------------------------------
