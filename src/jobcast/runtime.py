@@ -14,6 +14,7 @@ from redis import BlockingConnectionPool, Redis
 
 from jobcast.config import Settings
 from jobcast.jobs.events import EventPublisher
+from jobcast.jobs.lease import Leases
 from jobcast.jobs.registry import Registry
 from jobcast.jobs.results import DownloadSigner
 from jobcast.storage import LocalStorage, ResultStorage
@@ -25,6 +26,7 @@ class Runtime:
     registry: Registry
     redis: Redis
     events: EventPublisher
+    leases: Leases
     storage: ResultStorage
     signer: DownloadSigner
     celery: Celery
@@ -62,6 +64,7 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
             durable=settings.durable_events,
             reader=stream_reader,
         ),
+        leases=Leases(redis, ttl=settings.job_lease_seconds),
         storage=LocalStorage(settings.storage_dir),
         signer=DownloadSigner(
             app.config["SECRET_KEY"],

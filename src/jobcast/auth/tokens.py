@@ -18,11 +18,17 @@ from flask import Flask, Response, g, has_request_context
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from jwt.exceptions import PyJWTError
 from redis import Redis
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm.util import identity_key
 
+from jobcast import rows
 from jobcast.auth.models import User
 from jobcast.errors import Unauthorized, problem_response
 from jobcast.extensions import db, jwt
 from jobcast.runtime import current_runtime
+
+# Every authenticated request loads its user: a statement built once (see ``jobcast.rows``).
+_USER = select(User.__table__).where(User.__table__.c.id == bindparam("user_id"))
 
 
 def _revoked_key(jti: str) -> str:
@@ -148,7 +154,13 @@ def init_tokens(app: Flask) -> None:
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
-        return db.session.get(User, int(payload["sub"]))
+        user_id = int(payload["sub"])
+        # A rate-limited view verifies its token twice; the second time the user is loaded.
+        held: User | None = db.session.identity_map.get(identity_key(User, user_id))
+        if held is not None:
+            return held
+        row = db.session.connection().execute(_USER, {"user_id": user_id}).first()
+        return None if row is None else rows.adopt(db.session, User, row._mapping)
 
 
 def _revoked_in_this_request(claims: dict[str, Any]) -> bool:

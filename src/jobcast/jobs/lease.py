@@ -1,21 +1,26 @@
-"""A lease on a running job: proof, in Redis, that one attempt is alive right now.
+"""Leases on running jobs: proof, in Redis, that one attempt is alive right now.
 
 Two deliveries of one job can meet: the sweeper re-dispatches a job whose first message was
-slow, or the broker restores a message whose worker died. The lease is taken with SET NX, so
+slow, or the broker restores a message whose worker died. A lease is taken with SET NX, so
 only one attempt runs; a heartbeat keeps it while the attempt lives, and it lapses within
 ``ttl`` seconds of a crash, after which a later delivery may run the job again.
+
+One heartbeat serves every lease of the process, extending them all in one pipelined round
+trip: a thread per attempt cost a start and a join per job, most of a no-op job's lease cost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-# Extend only our own lease (the holder may have lost it to a lapse and a new attempt).
+# Extend or release only our own lease (the holder may have lost it to a lapse and a new attempt).
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -30,36 +35,66 @@ return 0
 """
 
 
+def lease_key(job_id: str) -> str:
+    return f"jobcast:job:{job_id}:lease"
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
-    def __init__(self, redis: Redis, job_id: str, *, ttl: float) -> None:
-        self.redis = redis
-        self.key = f"jobcast:job:{job_id}:lease"
-        self.token = uuid.uuid4().hex
-        self.ttl_ms = int(ttl * 1000)
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
+    """One attempt's hold on its job, from ``Leases.acquire`` until ``release()``."""
 
-    def acquire(self) -> bool:
-        """Take the lease if nobody holds it, and start the heartbeat."""
-        if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            return False
-        self._beat = threading.Thread(target=self._heartbeat, name=f"lease:{self.key}", daemon=True)
-        self._beat.start()
-        return True
-
-    def _heartbeat(self) -> None:
-        extend = self.redis.register_script(_EXTEND)
-        while not self._stop.wait(self.ttl_ms / 3000):
-            # Redis away for a moment: the next beat tries again before the lease lapses.
-            with contextlib.suppress(RedisError):
-                extend(keys=[self.key], args=[self.token, self.ttl_ms])
-
-    def held(self) -> bool:
-        """Whether any attempt holds this job's lease now."""
-        return bool(self.redis.exists(self.key))
+    keeper: Leases
+    key: str
+    token: str
 
     def release(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join(timeout=1)
-        self.redis.register_script(_RELEASE)(keys=[self.key], args=[self.token])
+        self.keeper.release(self)
+
+
+class Leases:
+    """This process's leases, all kept alive by one heartbeat; one per Redis client, shared by
+    the process's threads (or greenlets)."""
+
+    def __init__(self, redis: Redis, *, ttl: float) -> None:
+        self.redis = redis
+        self.ttl_ms = int(ttl * 1000)
+        self._extend = redis.register_script(_EXTEND)
+        self._release = redis.register_script(_RELEASE)
+        self._held: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._beat: threading.Thread | None = None
+
+    def acquire(self, job_id: str) -> Lease | None:
+        """Take ``job_id``'s lease if nobody holds it; None if another attempt does."""
+        lease = Lease(self, lease_key(job_id), uuid.uuid4().hex)
+        if not self.redis.set(lease.key, lease.token, nx=True, px=self.ttl_ms):
+            return None
+        with self._lock:
+            self._held[lease.key] = lease.token
+            if self._beat is None:
+                self._beat = threading.Thread(target=self._heartbeat, name="leases", daemon=True)
+                self._beat.start()
+        return lease
+
+    def release(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(lease.key, None)
+        self._release(keys=[lease.key], args=[lease.token])
+
+    def held(self, job_id: str) -> bool:
+        """Whether any attempt, in any process, holds ``job_id``'s lease now."""
+        return bool(self.redis.exists(lease_key(job_id)))
+
+    def _heartbeat(self) -> None:
+        while True:
+            time.sleep(self.ttl_ms / 3000)
+            with self._lock:
+                held = list(self._held.items())
+            if not held:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for key, token in held:
+                self._extend(keys=[key], args=[token, self.ttl_ms], client=pipe)
+            # Redis away for a moment: the next beat tries again before the leases lapse.
+            with contextlib.suppress(RedisError):
+                pipe.execute()

@@ -11,8 +11,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
+from jobcast import rows
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled
 from jobcast.extensions import db
@@ -22,6 +23,28 @@ from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
 
 log = logging.getLogger(__name__)
+
+_jobs = Job.__table__
+_now = bindparam("now", type_=_jobs.c.updated_at.type)
+_START = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("job_id"),
+        _jobs.c.status.in_(sorted(states.sources_of(states.RUNNING))),
+    )
+    .values(
+        status=states.RUNNING,
+        attempts=_jobs.c.attempts + 1,
+        error=None,
+        started_at=func.coalesce(_jobs.c.started_at, _now),
+        updated_at=_now,
+    )
+    .returning(*_jobs.c)
+)
+_PROGRESS = rows.row_update(_jobs, "progress", "message", "updated_at")
+_SUCCEED = rows.row_update(
+    _jobs, "status", "progress", "message", "result", "result_key", "finished_at", "updated_at"
+)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -66,30 +89,18 @@ def start_attempt(job_id: str) -> tuple[Job, Lease] | None:
     None when the job must not run (gone, finished, cancelled); Duplicate when another attempt
     is alive. The status change is conditional, so a cancel that commits first wins, and it
     returns the row it changed: one statement, where reading, updating and reading again took
-    three (a no-op job's cost is mostly these round trips).
+    three.
     """
     rt = current_runtime()
-    lease = Lease(rt.redis, job_id, ttl=rt.settings.job_lease_seconds)
-    if not lease.acquire():
+    lease = rt.leases.acquire(job_id)
+    if lease is None:
         raise Duplicate(job_id)
-    now = utcnow()
-    job = db.session.scalars(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(states.sources_of(states.RUNNING)))
-        .values(
-            status=states.RUNNING,
-            attempts=Job.attempts + 1,
-            error=None,
-            started_at=func.coalesce(Job.started_at, now),
-            updated_at=now,
-        )
-        .returning(Job),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
+    row = db.session.connection().execute(_START, {"job_id": job_id, "now": utcnow()}).one_or_none()
     db.session.commit()
-    if job is None:
+    if row is None:
         lease.release()
         return None
+    job = rows.adopt(db.session, Job, row._mapping)
     announce(job, "job.started", attempt=job.attempts)
     return job, lease
 
@@ -103,6 +114,9 @@ def record_progress(job: Job, percent: float, message: str | None, *, persist: b
     if message is not None:
         job.message = message
     if persist:
+        rows.write(
+            db.session, job, _PROGRESS, progress=percent, message=job.message, updated_at=utcnow()
+        )
         db.session.commit()
     try:
         announce(job, "job.progress", unless_cancelled=True)
@@ -111,11 +125,20 @@ def record_progress(job: Job, percent: float, message: str | None, *, persist: b
 
 
 def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
-    _transition(job, states.SUCCEEDED)
-    job.progress = 100.0
-    job.result = result
-    job.result_key = result_key
-    job.finished_at = utcnow()
+    states.check_transition(job.status, states.SUCCEEDED)
+    now = utcnow()
+    rows.write(
+        db.session,
+        job,
+        _SUCCEED,
+        status=states.SUCCEEDED,
+        progress=100.0,
+        message=job.message,
+        result=result,
+        result_key=result_key,
+        finished_at=now,
+        updated_at=now,
+    )
     db.session.commit()
     announce(job, "job.succeeded", result=public_result(job))
 
@@ -200,7 +223,7 @@ def fail_lost(cutoff: datetime) -> int:
     for job in db.session.scalars(
         select(Job).where(Job.status == states.RUNNING, Job.updated_at < cutoff).limit(500)
     ):
-        if Lease(rt.redis, job.id, ttl=rt.settings.job_lease_seconds).held():
+        if rt.leases.held(job.id):
             continue
         fail(job, {"type": "lost", "message": "the worker running this job stopped"})
         lost += 1

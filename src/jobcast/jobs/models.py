@@ -18,6 +18,8 @@ class Job(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        # The active-job cap counts a user's unfinished jobs on every submit: from the index alone.
+        Index("ix_jobs_owner_status", "owner_id", "status"),
         # One job per (owner, Idempotency-Key); NULL keys never collide.
         Index("uq_jobs_owner_idempotency", "owner_id", "idempotency_key", unique=True),
     )

@@ -21,10 +21,11 @@ from typing import Any
 from kombu.exceptions import OperationalError as BrokerError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
+from jobcast import rows
 from jobcast.dbtypes import utcnow
 from jobcast.errors import (
     Conflict,
@@ -45,6 +46,19 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 100
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+# Every submit runs these (see ``jobcast.rows``). The active count stops at the cap, so a user
+# with a long backlog costs no more than one at the cap, and reads only the index
+# (owner_id, status): the selected column is in it.
+_jobs = Job.__table__
+_ACTIVE = select(func.count()).select_from(
+    select(_jobs.c.status)
+    .where(_jobs.c.owner_id == bindparam("owner_id"), _jobs.c.status.in_(sorted(states.ACTIVE)))
+    .limit(bindparam("cap"))
+    .subquery()
+)
+_INSERT = insert(_jobs)
+_DISPATCHED = rows.row_update(_jobs, "dispatched_at")
 
 
 def submit(
@@ -79,19 +93,32 @@ def submit(
             return original, True
     _check_active_cap(owner_id)
 
-    job = Job(
-        id=str(uuid.uuid4()),
-        owner_id=owner_id,
-        type=job_type.name,
-        params=params,
-        status=states.QUEUED,
-        request_id=request_id,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-    )
-    job.celery_task_id = job.id
+    now = utcnow()
+    job_id = str(uuid.uuid4())
+    row = {
+        "id": job_id,
+        "owner_id": owner_id,
+        "type": job_type.name,
+        "params": params,
+        "status": states.QUEUED,
+        "progress": 0.0,
+        "message": None,
+        "result": None,
+        "result_key": None,
+        "error": None,
+        "attempts": 0,
+        "celery_task_id": job_id,
+        "request_id": request_id,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "dispatched_at": None,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": now,
+    }
     try:
-        db.session.add(job)
+        db.session.connection().execute(_INSERT, row)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -104,6 +131,7 @@ def submit(
         db.session.rollback()
         log.exception("database unavailable while submitting a job")
         raise ServiceUnavailable("the database is unavailable; try again shortly") from None
+    job = rows.adopt(db.session, Job, row)
     try:
         lifecycle.announce(job, "job.queued")
         dispatch(job, job_type)
@@ -123,11 +151,7 @@ def _check_active_cap(owner_id: int) -> None:
     """At most ``max_active_jobs`` queued, running or retrying jobs per user (a soft cap:
     submissions racing each other may pass it by a few)."""
     cap = current_runtime().settings.max_active_jobs
-    # Counting stops at the cap: a user with a long backlog costs no more than one at the cap.
-    unfinished = (
-        select(Job.id).where(Job.owner_id == owner_id, Job.status.in_(states.ACTIVE)).limit(cap)
-    )
-    active = db.session.scalar(select(func.count()).select_from(unfinished.subquery()))
+    active = db.session.connection().execute(_ACTIVE, {"owner_id": owner_id, "cap": cap}).scalar()
     if (active or 0) >= cap:
         raise TooManyRequests(
             f"you have {active} unfinished jobs; the limit is {cap}: wait for some to finish",
@@ -189,7 +213,7 @@ def dispatch(job: Job, job_type: JobType) -> None:
         time_limit=job_type.time_limit + 30,
         headers={"request_id": job.request_id},
     )
-    job.dispatched_at = utcnow()
+    rows.write(db.session, job, _DISPATCHED, dispatched_at=utcnow())
     db.session.commit()
 
 

@@ -230,6 +230,9 @@ def register_tasks(celery: Celery) -> None:
         reject_on_worker_lost=True,
         ignore_result=True,
         Request=JobRequest,
+        # Celery otherwise builds a result backend per thread to call its process_cleanup()
+        # after every task: on the gevent pool, one per job. jobcast stores no results.
+        backend=celery.backend,
     )(run_job)
     celery.task(name="jobcast.expire_results", ignore_result=True)(expire_results)
     celery.task(name="jobcast.redispatch_stuck", ignore_result=True)(redispatch_stuck)

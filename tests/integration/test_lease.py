@@ -1,0 +1,60 @@
+"""Job leases against a real Redis: one attempt at a time, kept alive by one shared heartbeat."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from redis import Redis
+
+from jobcast.jobs.lease import Leases, lease_key
+
+
+def _redis(redis_url: str) -> Redis:
+    return Redis.from_url(redis_url, decode_responses=True)
+
+
+def test_a_second_attempt_waits_until_the_first_releases(redis_url: str) -> None:
+    job_id = str(uuid.uuid4())
+    here, elsewhere = Leases(_redis(redis_url), ttl=5), Leases(_redis(redis_url), ttl=5)
+    first = here.acquire(job_id)
+    assert first is not None
+    assert elsewhere.acquire(job_id) is None
+    assert elsewhere.held(job_id)
+    first.release()
+    assert not elsewhere.held(job_id)
+    second = elsewhere.acquire(job_id)
+    assert second is not None
+    # A stale holder's release must not free the lease another attempt took since.
+    first.release()
+    assert here.held(job_id)
+    second.release()
+
+
+def test_the_heartbeat_keeps_every_held_lease_past_its_ttl(redis_url: str) -> None:
+    redis = _redis(redis_url)
+    leases = Leases(redis, ttl=1)
+    held = [leases.acquire(str(uuid.uuid4())) for _ in range(3)]
+    gone = leases.acquire(str(uuid.uuid4()))
+    assert all(held) and gone is not None
+    gone.release()
+    time.sleep(2.5)  # two and a half lifetimes: alive only if extended meanwhile
+    for lease in held:
+        assert lease is not None
+        assert redis.get(lease.key) == lease.token
+        assert 0 < redis.pttl(lease.key) <= 1000
+        lease.release()
+    assert not redis.exists(gone.key)
+
+
+def test_a_crashed_holders_lease_lapses(redis_url: str) -> None:
+    redis = _redis(redis_url)
+    job_id = str(uuid.uuid4())
+    # A holder that died: its key is there, and no heartbeat extends it.
+    redis.set(lease_key(job_id), "dead-attempt", px=800)
+    leases = Leases(redis, ttl=5)
+    assert leases.acquire(job_id) is None
+    time.sleep(1.0)
+    lease = leases.acquire(job_id)
+    assert lease is not None
+    lease.release()
