@@ -58,3 +58,16 @@ def test_a_crashed_holders_lease_lapses(redis_url: str) -> None:
     lease = leases.acquire(job_id)
     assert lease is not None
     lease.release()
+
+
+def test_a_finished_jobs_lease_lapses_while_the_others_are_kept(redis_url: str) -> None:
+    redis = _redis(redis_url)
+    leases = Leases(redis, ttl=1)
+    finished, running = leases.acquire(str(uuid.uuid4())), leases.acquire(str(uuid.uuid4()))
+    assert finished is not None and running is not None
+    finished.let_lapse()
+    assert redis.get(finished.key) == finished.token  # no round trip: it is still there
+    time.sleep(2.0)
+    assert not redis.exists(finished.key)
+    assert redis.get(running.key) == running.token
+    running.release()

@@ -50,6 +50,11 @@ class Lease:
     def release(self) -> None:
         self.keeper.release(self)
 
+    def let_lapse(self) -> None:
+        """Stop keeping the lease and let it expire on its own, without a round trip: for a
+        job that finished, which no later delivery can run again anyway."""
+        self.keeper.forget(self)
+
 
 class Leases:
     """This process's leases, all kept alive by one heartbeat; one per Redis client, shared by
@@ -77,9 +82,13 @@ class Leases:
         return lease
 
     def release(self, lease: Lease) -> None:
+        self.forget(lease)
+        self._release(keys=[lease.key], args=[lease.token])
+
+    def forget(self, lease: Lease) -> None:
+        """Stop extending ``lease``."""
         with self._lock:
             self._held.pop(lease.key, None)
-        self._release(keys=[lease.key], args=[lease.token])
 
     def held(self, job_id: str) -> bool:
         """Whether any attempt, in any process, holds ``job_id``'s lease now."""
