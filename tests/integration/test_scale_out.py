@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from jobcast.jobs.events import user_channel
 from tests.integration.conftest import ROOT, Stack
-from tests.integration.support import Listener
+from tests.integration.support import Api, Listener
 
 JOBS_PER_USER = 6
 
@@ -100,3 +101,41 @@ def test_a_web_process_listens_only_to_the_users_connected_to_it(tmp_path: Path)
         assert _eventually(
             lambda: _subscribers(stack, redis, alice_id) + _subscribers(stack, redis, bob_id) == 0
         )
+
+
+def _drop_web_subscribers(redis: Redis) -> int:
+    """Close the web processes' subscriber connections (Celery's pattern subscriber stays)."""
+    ids = [c["id"] for c in redis.client_list(_type="pubsub") if c["psub"] == "0"]
+    for client_id in ids:
+        redis.client_kill_filter(_id=client_id)
+    return len(ids)
+
+
+def _delivers_a_job(user: Api, tab: Listener) -> bool:
+    """Whether a fresh job of ``user`` reaches ``tab`` within a few seconds."""
+    job_id = user.submit("demo.steps", {"steps": 1, "step_ms": 10})["id"]
+    try:
+        tab.wait_terminal(job_id, timeout=3)
+    except AssertionError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(120)
+def test_delivery_outlives_a_bad_message_and_a_lost_redis_connection(tmp_path: Path) -> None:
+    """A packet that cannot be decoded is skipped, and when Redis drops the web process's
+    subscriber connection it connects and subscribes again: the user's next events arrive."""
+    with Stack(tmp_path, worker_pools=("io",)) as stack:
+        redis = Redis.from_url(stack.env["JOBCAST_REDIS_URL"])
+        alice = stack.api().signup()
+        alice_id = alice.get("/api/v1/me").json()["id"]
+        tab = Listener(stack.base_url, alice.token)
+
+        redis.publish(user_channel(stack.env["JOBCAST_SOCKETIO_CHANNEL"], alice_id), b"\xff")
+        assert _delivers_a_job(alice, tab)
+        assert "could not deliver" in (stack.logs / "web.log").read_text()
+
+        assert _drop_web_subscribers(redis) == 1
+        # Events published while it reconnects are lost; later ones must arrive.
+        assert _eventually(lambda: _delivers_a_job(alice, tab), timeout=30)
+        tab.close()

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from engineio import packet as eio_packet
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from socketio import RedisManager
 
 from jobcast.jobs.events import user_channel
@@ -40,7 +42,9 @@ class UserChannelManager(RedisManager):
 
     def __init__(self, url: str, channel: str, **kwargs: Any) -> None:
         super().__init__(url, channel=channel, **kwargs)
-        self._subscribed: set[str] = set()
+        # Followed channel (as Redis sends it back) -> the user room it feeds, so a message
+        # finds its room without decoding the channel name.
+        self._followed: dict[bytes, str] = {}
         self._lock = threading.Lock()
 
     # --- which channels: follow the user rooms that have a member here ---------------------
@@ -51,7 +55,7 @@ class UserChannelManager(RedisManager):
         first = room is not None and not self.rooms.get(namespace, {}).get(room)
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if first and room is not None and room.startswith(_USER_ROOM_PREFIX):
-            self._follow(user_channel(self.channel, room[len(_USER_ROOM_PREFIX) :]))
+            self._follow(room)
 
     def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
         super().basic_leave_room(sid, namespace, room)
@@ -60,35 +64,41 @@ class UserChannelManager(RedisManager):
             and room.startswith(_USER_ROOM_PREFIX)
             and not self.rooms.get(namespace, {}).get(room)
         ):
-            self._unfollow(user_channel(self.channel, room[len(_USER_ROOM_PREFIX) :]))
+            self._unfollow(room)
 
-    def _follow(self, channel: str) -> None:
+    def _channel_for(self, room: str) -> bytes:
+        """The channel of a user room, as Redis names it in the messages it sends."""
+        return user_channel(self.channel, room[len(_USER_ROOM_PREFIX) :]).encode()
+
+    def _follow(self, room: str) -> None:
+        channel = self._channel_for(room)
         with self._lock:
-            if channel in self._subscribed:
+            if channel in self._followed:
                 return
-            self._subscribed.add(channel)
+            self._followed[channel] = room
             if self.write_only or self.pubsub is None or not self.pubsub.subscribed:
                 return  # the listener subscribes to every followed channel when it connects
             try:
                 self.pubsub.subscribe(channel)
             except Exception:  # the listener reconnects and subscribes again
-                log.warning("could not subscribe to %s; the listener will retry", channel)
+                log.warning("could not subscribe to %r; the listener will retry", channel)
 
-    def _unfollow(self, channel: str) -> None:
+    def _unfollow(self, room: str) -> None:
+        channel = self._channel_for(room)
         with self._lock:
-            if channel not in self._subscribed:
+            if self._followed.pop(channel, None) is None:
                 return
-            self._subscribed.discard(channel)
             if self.write_only or self.pubsub is None or not self.pubsub.subscribed:
                 return
             try:
                 self.pubsub.unsubscribe(channel)
             except Exception:  # a stale subscription only costs a few ignored messages
-                log.warning("could not unsubscribe from %s", channel)
+                log.warning("could not unsubscribe from %r", channel)
 
     # --- listening: the shared channel and every followed one -------------------------------
 
-    def _redis_listen_with_retries(self) -> Iterator[dict[str, Any]]:
+    def _redis_listen_with_retries(self) -> Iterator[list[Any]]:
+        """Every published message, as Redis's ``[b"message", channel, data]`` reply."""
         retry_sleep = 1.0
         connected = False
         while True:
@@ -96,10 +106,10 @@ class UserChannelManager(RedisManager):
                 if not connected:
                     with self._lock:
                         self._redis_connect()
-                        self.pubsub.subscribe(self.channel, *self._subscribed)
+                        self.pubsub.subscribe(self.channel, *self._followed)
                     connected = True
                     retry_sleep = 1.0
-                yield from self.pubsub.listen()
+                yield from self._messages()
             except Exception as exc:
                 self._get_logger().error(
                     "Cannot receive from redis... retrying in %s secs (%s)", retry_sleep, exc
@@ -108,23 +118,44 @@ class UserChannelManager(RedisManager):
                 time.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, 60.0)
 
+    def _messages(self) -> Iterator[list[Any]]:
+        # pubsub.listen() costs more per message than the rest of a delivery: a retry wrapper
+        # with closures, a dict, handler lookups, metrics. Replies are read as parse_response
+        # reads them, and only those that are not messages ((un)subscribe confirmations) need
+        # handle_message's bookkeeping. No health-check PING: on a blocking read it would only
+        # go out just after a message had proven the connection alive.
+        pubsub = self.pubsub
+        connection = pubsub.connection
+        while pubsub.subscribed:
+            try:
+                reply = connection.read_response(disconnect_on_error=False, push_request=True)
+            except (RedisConnectionError, RedisTimeoutError):
+                # parse_response retries as the client is configured to: it reconnects and
+                # subscribes again in place, or raises for the loop above to start over.
+                reply = pubsub.parse_response(block=True)
+            if type(reply) is list and reply[0] == b"message":
+                yield reply
+            elif reply is not None:
+                pubsub.handle_message(reply)
+
     def _listen(self) -> Iterator[bytes]:
         shared = self.channel.encode()
-        for message in self._redis_listen_with_retries():
-            if message["type"] != "message":
-                continue
-            if message["channel"] == shared:
-                yield message["data"]  # python-socketio's own messages: its listener decodes
+        for _kind, channel, data in self._redis_listen_with_retries():
+            if channel == shared:
+                yield data  # python-socketio's own messages: its listener decodes
             else:
-                self._deliver(message["channel"], message["data"])
+                self._deliver(channel, data)
 
     def _deliver(self, channel: bytes, packet: bytes) -> None:
         """Send a user channel's ready packet to that user's connections held here."""
+        room = self._followed.get(channel)
+        if room is None:
+            return  # unfollowed a moment ago: Redis has not seen the UNSUBSCRIBE yet
         try:
-            user = channel.decode()[len(self.channel) + len(":user:") :]
             message = eio_packet.Packet(eio_packet.MESSAGE, packet.decode())
-            for _sid, eio_sid in self.get_participants("/", _USER_ROOM_PREFIX + user):
-                self.server._send_eio_packet(eio_sid, message)
+            send = self.server.eio.send_packet
+            for _sid, eio_sid in self.get_participants("/", room):
+                send(eio_sid, message)  # one Packet for all: encoded once, by the first writer
         except Exception:  # one bad message must not end the listener
             log.exception("could not deliver a message from %r", channel)
 
