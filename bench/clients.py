@@ -88,10 +88,17 @@ class Run:
 
 
 async def drive(
-    base_url: str, tokens: list[str], params: dict[str, int], clients: int, pids: dict[str, int]
+    base_url: str,
+    tokens: list[str],
+    params: dict[str, int],
+    clients: int,
+    pids: dict[str, int],
+    *,
+    api_url: str | None = None,
 ) -> Run:
-    """Connect ``clients`` clients (sharing ``tokens`` round-robin), submit one job each with
-    ``params``, wait for every terminal event; ``pids`` are the process trees to charge CPU to."""
+    """Connect ``clients`` clients (sharing ``tokens`` round-robin) to ``base_url``, submit one
+    job each with ``params`` to ``api_url`` (default: the same), wait for every terminal event;
+    ``pids`` are the process trees to charge CPU to."""
     run = Run([BenchClient(i, i % len(tokens), tokens[i % len(tokens)]) for i in range(clients)])
     gate = asyncio.Semaphore(CONNECT_PARALLEL)
 
@@ -110,7 +117,9 @@ async def drive(
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             say(f"submitting {len(run.clients)} demo.steps jobs {params}")
             run.first_submit = time.time()
-            await asyncio.gather(*(_submit(http, base_url, c, params) for c in run.clients))
+            await asyncio.gather(
+                *(_submit(http, api_url or base_url, c, params) for c in run.clients)
+            )
             run.all_submitted = time.time()
         nominal = params["steps"] * params["step_ms"] / 1000
         deadline = time.monotonic() + nominal + GRACE_SECONDS

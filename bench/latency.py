@@ -7,6 +7,10 @@ process right before the event is recorded and emitted). The same stack then mea
 floor: plain Redis pub/sub on the same server, with as many messages in the same bursts,
 received by a separate process.
 
+``--api-web separate`` starts a second web process that takes the submits, while the clients'
+sockets stay on the first: the layout where a proxy routes ``/api`` and ``/socket.io`` to
+separate pools, so the submit burst does not share a gevent loop with event delivery.
+
 ``--durable both`` runs the same workload twice, each time on a fresh stack: with the durable
 event log (one Redis Stream per job) on, then off (``JOBCAST_DURABLE_EVENTS=false``), and
 compares the two. The floor measured on each stack says how much the machine itself changed
@@ -71,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="on",
         help="the durable event log on, off, or both (two runs, each on a fresh stack)",
     )
+    parser.add_argument(
+        "--api-web",
+        choices=("same", "separate"),
+        default="same",
+        help="submit to the web process holding the sockets, or to a second one",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,6 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "step_ms": args.step_ms,
             "durable": args.durable,
             "transport": "websocket",
+            "api_web": args.api_web,
             **(getattr(args, "preset_params", None) or {}),
         },
         "machine": machine(),
@@ -117,9 +128,14 @@ def _run_once(args: argparse.Namespace, *, durable: bool) -> dict[str, Any]:
         tokens = signup_many(
             stack.base_url, [f"bench-{run_id}-{i}@example.com" for i in range(users)]
         )
-        pids = {name: stack.process(name).pid for name in ("web", "worker-io", "redis")}
+        api_url = stack.base_url
+        names = ["web", "worker-io", "redis"]
+        if args.api_web == "separate":
+            api_url = stack.start_web(name="web-api")
+            names.append("web-api")
+        pids = {name: stack.process(name).pid for name in names}
         params = {"steps": args.steps, "step_ms": args.step_ms}
-        result = asyncio.run(drive(stack.base_url, tokens, params, clients, pids))
+        result = asyncio.run(drive(stack.base_url, tokens, params, clients, pids, api_url=api_url))
         assert stack.redis_url is not None
         log = event_log(stack.redis_url)
         history = {
