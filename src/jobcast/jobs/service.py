@@ -57,7 +57,7 @@ _ACTIVE = select(func.count()).select_from(
     .limit(bindparam("cap"))
     .subquery()
 )
-_INSERT = insert(_jobs)
+_INSERT = insert(_jobs).returning(*_jobs.c)  # the model's defaults fill the rest
 _DISPATCHED = rows.row_update(_jobs, "dispatched_at")
 
 
@@ -93,32 +93,19 @@ def submit(
             return original, True
     _check_active_cap(owner_id)
 
-    now = utcnow()
     job_id = str(uuid.uuid4())
-    row = {
+    values = {
         "id": job_id,
         "owner_id": owner_id,
         "type": job_type.name,
         "params": params,
-        "status": states.QUEUED,
-        "progress": 0.0,
-        "message": None,
-        "result": None,
-        "result_key": None,
-        "error": None,
-        "attempts": 0,
         "celery_task_id": job_id,
         "request_id": request_id,
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
-        "dispatched_at": None,
-        "created_at": now,
-        "started_at": None,
-        "finished_at": None,
-        "updated_at": now,
     }
     try:
-        db.session.connection().execute(_INSERT, row)
+        row = db.session.connection().execute(_INSERT, values).one()
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -131,7 +118,7 @@ def submit(
         db.session.rollback()
         log.exception("database unavailable while submitting a job")
         raise ServiceUnavailable("the database is unavailable; try again shortly") from None
-    job = rows.adopt(db.session, Job, row)
+    job = rows.adopt(db.session, Job, row._mapping)
     try:
         lifecycle.announce(job, "job.queued")
         dispatch(job, job_type)
