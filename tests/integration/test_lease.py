@@ -71,3 +71,18 @@ def test_a_finished_jobs_lease_lapses_while_the_others_are_kept(redis_url: str) 
     assert not redis.exists(finished.key)
     assert redis.get(running.key) == running.token
     running.release()
+
+
+def test_a_lapsed_attempts_release_leaves_the_newer_attempts_heartbeat(redis_url: str) -> None:
+    redis = _redis(redis_url)
+    leases = Leases(redis, ttl=1)
+    job_id = str(uuid.uuid4())
+    stale = leases.acquire(job_id)
+    assert stale is not None
+    redis.delete(stale.key)  # as if it had lapsed while its attempt stalled
+    newer = leases.acquire(job_id)
+    assert newer is not None
+    stale.release()
+    time.sleep(2.0)  # two lifetimes: alive only if the heartbeat still extends it
+    assert redis.get(newer.key) == newer.token
+    newer.release()

@@ -86,9 +86,11 @@ class Leases:
         self._release(keys=[lease.key], args=[lease.token])
 
     def forget(self, lease: Lease) -> None:
-        """Stop extending ``lease``."""
+        """Stop extending ``lease`` (not a newer attempt's lease on the same job, taken here
+        after this one lapsed)."""
         with self._lock:
-            self._held.pop(lease.key, None)
+            if self._held.get(lease.key) == lease.token:
+                del self._held[lease.key]
 
     def held(self, job_id: str) -> bool:
         """Whether any attempt, in any process, holds ``job_id``'s lease now."""
