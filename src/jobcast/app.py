@@ -16,6 +16,7 @@ from jobcast.jobs.registry import registry
 from jobcast.logs import configure_logging
 from jobcast.realtime import jsoncodec
 from jobcast.realtime.handshake import PlainWebSockets
+from jobcast.realtime.lean_sockets import use_lean_sockets
 from jobcast.realtime.pubsub import UserChannelManager
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,15 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         serializer=jsoncodec.Packet,
         async_mode=settings.async_mode,
         max_http_buffer_size=settings.socket_max_message_bytes,
+        ping_interval=settings.socket_ping_interval,
+        ping_timeout=settings.socket_ping_timeout,
         cors_allowed_origins=settings.origins or None,
         # No per-socket copy of the Flask session: handlers find the user in the sockets
         # registry (realtime/sessions.py), and every idle connection is memory (performance.md).
         manage_session=False,
     )
+    if settings.async_mode == "gevent":
+        use_lean_sockets(socketio.server.eio)
     app.wsgi_app = PlainWebSockets(app.wsgi_app)  # type: ignore[method-assign]
     celery = celery_init_app(app)
     _load_job_modules(settings)

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(100, ge=1, le=100_000)
     max_sockets_per_user: int = Field(20, ge=1, le=10_000)
     socket_max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Engine.IO heartbeats: the server pings every interval and drops a client that has not
+    # answered within the timeout. Keep the interval under any proxy's idle timeout.
+    socket_ping_interval: int = Field(25, ge=1, le=3600)
+    socket_ping_timeout: int = Field(20, ge=1, le=3600)
     socket_auth_check_seconds: float = Field(5, gt=0, le=300)
     cors_origins: str = ""
     # How many reverse proxies stand in front of the web processes: their X-Forwarded-For /

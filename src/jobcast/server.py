@@ -83,7 +83,7 @@ def _exec_gevent(host: str, port: int, log_level: str) -> NoReturn:
     ]
     env = dict(os.environ)
     # gevent records every greenlet's spawning stack and tree by default: a few KB per idle
-    # WebSocket (three greenlets each) for debugging aids jobcast does not use.
+    # WebSocket for debugging aids jobcast does not use.
     env.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -92,12 +92,15 @@ class LocalStack:
         if self.web:
             self.base_url = self.start_web()
 
-    def start_process(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        """Start a child with the stack's environment, its output in ``logs/<name>.log``."""
+    def start_process(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a child with the stack's environment (plus ``env``), its output in
+        ``logs/<name>.log``."""
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             argv,
-            env=self.env or None,
+            env={**self.env, **(env or {})} or None,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -105,11 +108,14 @@ class LocalStack:
         self._procs.append((name, proc))
         return proc
 
-    def start_web(self, port: int | None = None, name: str = "web") -> str:
-        """Start one more ``jobcast web`` process; returns its base URL once it answers."""
+    def start_web(
+        self, port: int | None = None, name: str = "web", env: dict[str, str] | None = None
+    ) -> str:
+        """Start one more ``jobcast web`` process (its settings changed by ``env``); returns
+        its base URL once it answers."""
         port = port or free_port()
         proc = self.start_process(
-            name, [sys.executable, "-m", "jobcast", "web", "--port", str(port)]
+            name, [sys.executable, "-m", "jobcast", "web", "--port", str(port)], env
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
