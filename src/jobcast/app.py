@@ -10,6 +10,7 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from jobcast.bulkhead import ApiBulkhead
 from jobcast.config import Settings, celery_config, flask_config, load_settings
 from jobcast.extensions import celery_init_app, db, jwt, limiter, socketio
 from jobcast.jobs.registry import registry
@@ -60,6 +61,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     if settings.async_mode == "gevent":
         use_lean_sockets(socketio.server.eio)
     app.wsgi_app = PlainWebSockets(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ApiBulkhead(app.wsgi_app, settings.web_api_concurrency)  # type: ignore[method-assign]
     celery = celery_init_app(app)
     _load_job_modules(settings)
     _register(app, settings, celery)
