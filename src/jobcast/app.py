@@ -61,7 +61,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     if settings.async_mode == "gevent":
         use_lean_sockets(socketio.server.eio)
     app.wsgi_app = PlainWebSockets(app.wsgi_app)  # type: ignore[method-assign]
-    app.wsgi_app = ApiBulkhead(app.wsgi_app, settings.web_api_concurrency)  # type: ignore[method-assign]
+    app.wsgi_app = ApiBulkhead(  # type: ignore[method-assign]
+        app.wsgi_app, settings.web_api_concurrency, settings.max_body_bytes
+    )
     celery = celery_init_app(app)
     _load_job_modules(settings)
     _register(app, settings, celery)
