@@ -1,4 +1,4 @@
-"""Idle WebSockets under gevent: one greenlet per connection where the libraries start three.
+"""Idle WebSockets under gevent: two greenlets per connection where the libraries keep four.
 
 Out of the box every Engine.IO WebSocket holds four greenlets under gevent: the request's,
 simple-websocket's reader, Engine.IO's writer and a ping greenlet asleep for the ping interval.
@@ -80,7 +80,14 @@ class InlineWebSocketWSGI(SimpleWebSocketWSGI):
     """Engine.IO's gevent WebSocket adapter, building :class:`InlineWebSocket` connections."""
 
     def __init__(self, handler: Any, server: Any) -> None:
-        super().__init__(handler, server, thread_class=_NoThread, event_class=gevent.event.Event)
+        super().__init__(
+            handler,
+            server,
+            thread_class=_NoThread,
+            event_class=gevent.event.Event,
+            # Close (1009) as soon as a message outgrows the limit, not once it is all buffered.
+            max_message_size=server.max_http_buffer_size,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         self.ws = InlineWebSocket(environ, **self.server_args)
