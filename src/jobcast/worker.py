@@ -17,8 +17,9 @@ app: Celery = flask_app.extensions["celery"]
 celery = app
 
 
+@signals.worker_init.connect
 @signals.worker_ready.connect
-@signals.worker_process_init.connect
 def _freeze_startup_objects(**_: Any) -> None:
-    """The pool's process (the worker itself under gevent, each child under prefork) is ready."""
+    """Before the pool starts (prefork children inherit the frozen objects, and their pages stay
+    shared), and once the worker is ready (the gevent pool runs in this process)."""
     freeze_startup_objects()
