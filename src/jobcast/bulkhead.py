@@ -24,7 +24,7 @@ from typing import Any
 
 WSGIApp = Any
 
-#: Paths that never wait for a slot (prefixes end with "/").
+#: Path prefixes that never wait for a slot.
 UNLIMITED = ("/socket.io/", "/healthz", "/readyz")
 
 

@@ -130,6 +130,7 @@ def _send_ping(sock: engineio.socket.Socket, timer: Any) -> None:
 
 
 def use_lean_sockets(eio_server: Any) -> None:
-    """Serve ``eio_server``'s WebSockets with one greenlet each (gevent mode only)."""
+    """Serve ``eio_server``'s WebSockets with two greenlets each, the request's and Engine.IO's
+    writer (gevent mode only)."""
     eio_server._async = {**eio_server._async, "websocket": InlineWebSocketWSGI}
     engineio.socket.Socket.schedule_ping = schedule_ping_on_timer
