@@ -54,7 +54,8 @@ def _read_body_first(environ: dict[str, Any], limit: int) -> bool:
     length is over ``limit`` or unreadable, which the app refuses without reading the body.
 
     A chunked body has no declared length: at most ``limit + 1`` bytes are read, enough for the
-    app to see that it is too large.
+    app to see that it is too large. A request with neither has no body, and nothing is read
+    (gunicorn marks every input as terminated, so that flag does not tell a body is there).
     """
     declared = environ.get("CONTENT_LENGTH")
     stream = environ.get("wsgi.input")
@@ -68,7 +69,7 @@ def _read_body_first(environ: dict[str, Any], limit: int) -> bool:
         if length > limit:
             return False
         body = stream.read(length) if length > 0 else b""
-    elif environ.get("wsgi.input_terminated"):
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         body = stream.read(limit + 1)
     else:
         return True  # no body

@@ -1,6 +1,6 @@
-"""Engine.IO heartbeats and reads under gevent, where jobcast drives them with one greenlet per
-connection (realtime/lean_sockets.py): pings still come every interval, a client that stops
-answering is still dropped, and what a client sends is still read."""
+"""Engine.IO heartbeats and reads under gevent, where jobcast drives them with two greenlets
+per connection instead of four (realtime/lean_sockets.py): pings still come every interval, a
+client that stops answering is still dropped, and what a client sends is still read."""
 
 from __future__ import annotations
 

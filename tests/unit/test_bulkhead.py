@@ -129,9 +129,31 @@ def test_a_chunked_body_is_read_up_to_one_byte_over_the_limit() -> None:
     inner.release.set()
     app = ApiBulkhead(inner, limit=1, max_body_bytes=LIMIT_BYTES)
     chunked = io.BytesIO(b"y" * (LIMIT_BYTES * 4))
-    environ = _environ("/api/v1/jobs", **{"wsgi.input": chunked, "wsgi.input_terminated": True})
+    environ = _environ(
+        "/api/v1/jobs",
+        **{
+            "wsgi.input": chunked,
+            "wsgi.input_terminated": True,
+            "HTTP_TRANSFER_ENCODING": "chunked",
+        },
+    )
     app(environ, None)
     assert inner.bodies == [b"y" * (LIMIT_BYTES + 1)]  # enough for the app to answer 413
+
+
+def test_a_request_without_a_body_is_not_read_first() -> None:
+    seen: list[Any] = []
+
+    def app_(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        seen.append(environ["wsgi.input"])
+        return [b"ok"]
+
+    original = io.BytesIO(b"")
+    # gunicorn marks every input terminated, GETs included: that alone means no body.
+    ApiBulkhead(app_, limit=1, max_body_bytes=LIMIT_BYTES)(
+        _environ("/api/v1/jobs", **{"wsgi.input": original, "wsgi.input_terminated": True}), None
+    )
+    assert seen == [original]
 
 
 def test_a_streamed_response_gives_its_slot_back_before_it_is_sent() -> None:
