@@ -17,6 +17,7 @@ from limits import parse_many
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobcast.broker import transport_for
 from jobcast.errors import ConfigError
 from jobcast.jobs.registry import QUEUES
 
@@ -116,6 +117,19 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"not a rate limit like '10/minute;100/hour': {value!r}") from None
         return value
+
+    @property
+    def celery_broker_url(self) -> str:
+        """``broker_url``, or the Redis of everything else when unset."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def atomic_dispatch(self) -> bool:
+        """Whether a submission's ``job.queued`` event and its broker message can be one Lua
+        script: the broker is Redis (``jobcast.broker``), the same server and database."""
+        return transport_for(self.celery_broker_url) is not None and (
+            self.celery_broker_url == self.redis_url
+        )
 
     @property
     def origins(self) -> list[str]:
@@ -233,7 +247,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings: late acks, one prefetched task per slot, a visibility timeout longer
     than any job, and the beat schedule of jobcast's housekeeping tasks."""
     return {
-        "broker_url": settings.broker_url or settings.redis_url,
+        "broker_url": settings.celery_broker_url,
+        "broker_transport": transport_for(settings.celery_broker_url),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout,

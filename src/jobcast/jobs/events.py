@@ -22,10 +22,12 @@ from redis import Redis
 # Atomically: next seq, append (stream id 0-seq), push both keys' expiry forward, publish.
 # ARGV[4] = "0" numbers the event without recording it (durability off, for comparison).
 # The live message is ARGV[5] .. seq .. ARGV[6]: the payload is encoded once, in Python, and
-# only the seq, known here, is spliced in. With KEYS[3] (a cancellation flag) set, nothing is
-# numbered or sent and the script returns -1: the job stops instead of reporting progress.
+# only the seq, known here, is spliced in. With KEYS[3] (a cancellation flag, '' for none) set,
+# nothing is numbered or sent and the script returns -1: the job stops instead of reporting
+# progress. With KEYS[4], the broker message ARGV[8] is pushed onto that Celery queue in the
+# same step (``job.queued``: the numbered event then proves the job was sent).
 _APPEND = """
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
   return -1
 end
 local seq = redis.call('INCR', KEYS[1])
@@ -33,6 +35,9 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 if ARGV[4] == '1' then
   redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+if KEYS[4] then
+  redis.call('LPUSH', KEYS[4], ARGV[8])
 end
 redis.call('PUBLISH', ARGV[7], ARGV[5] .. seq .. ARGV[6])
 return seq
@@ -100,12 +105,15 @@ class EventPublisher:
         progress: float,
         message: str | None,
         unless_cancelled: bool = False,
+        enqueue: tuple[str, str] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         """Record and emit one event; returns the payload as clients receive it.
 
         With ``unless_cancelled``, raise Cancelled instead when the job's cancellation flag is
-        set (checked in the same round trip): a running job's progress checkpoint.
+        set (checked in the same round trip): a running job's progress checkpoint. With
+        ``enqueue`` (a broker list key and a message for it, see ``jobcast.broker``), push the
+        message in the same atomic step.
         """
         payload: dict[str, Any] = {
             "status": status,
@@ -122,7 +130,8 @@ class EventPublisher:
                 keys=[
                     _seq_key(job_id),
                     _log_key(job_id),
-                    *([cancel_key(job_id)] if unless_cancelled else []),
+                    cancel_key(job_id) if unless_cancelled else "",
+                    *([enqueue[0]] if enqueue else []),
                 ],
                 args=[
                     event,
@@ -132,6 +141,7 @@ class EventPublisher:
                     head,
                     "," + body[1:] + "]",
                     user_channel(self.channel, owner_id),
+                    *([enqueue[1]] if enqueue else []),
                 ],
             )
         )
@@ -165,6 +175,10 @@ class EventPublisher:
             )
             for entry_id, fields in entries
         ]
+
+    def numbered(self, job_id: str) -> bool:
+        """Whether any event of ``job_id`` was numbered (within the retention)."""
+        return bool(self.redis.exists(_seq_key(job_id)))
 
     def forget(self, job_id: str) -> None:
         self.redis.delete(_seq_key(job_id), _log_key(job_id))

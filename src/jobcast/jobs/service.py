@@ -4,6 +4,11 @@ With ``lifecycle`` this is the only code that commits job rows. A submission is 
 first and dispatched after the commit, so a worker never receives a job it cannot read; a
 dispatch that fails undoes the submission (503) and leaves nothing behind, and one that never
 finished (the process died in between) is found and sent again by ``redispatch_stuck``.
+
+Where the broker is the event log's own Redis (``Settings.atomic_dispatch``), the job's
+message is pushed by the same Lua script that numbers its ``job.queued`` event: the event and
+the message exist together or not at all, so the numbered event is the record that the job was
+sent, and no second commit marks the row (the sweeper writes the mark when it looks).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from jobcast import rows
+from jobcast.broker import held_publishes
 from jobcast.dbtypes import utcnow
 from jobcast.errors import (
     Conflict,
@@ -47,17 +53,37 @@ MAX_PAGE = 100
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
-# Every submit runs these (see ``jobcast.rows``). The active count stops at the cap, so a user
-# with a long backlog costs no more than one at the cap, and reads only the index
-# (owner_id, status): the selected column is in it.
+# Every submit runs this (see ``jobcast.rows``): the insert happens only while the owner has
+# fewer than ``cap`` unfinished jobs, checked in the same statement. The count stops at the
+# cap, so a user with a long backlog costs no more than one at the cap, and reads only the
+# index (owner_id, status): the selected column is in it.
 _jobs = Job.__table__
+_SUBMITTED = (
+    "id",
+    "owner_id",
+    "type",
+    "params",
+    "celery_task_id",
+    "request_id",
+    "idempotency_key",
+    "request_hash",
+)
 _ACTIVE = select(func.count()).select_from(
     select(_jobs.c.status)
     .where(_jobs.c.owner_id == bindparam("owner_id"), _jobs.c.status.in_(sorted(states.ACTIVE)))
     .limit(bindparam("cap"))
     .subquery()
 )
-_INSERT = insert(_jobs).returning(*_jobs.c)  # the model's defaults fill the rest
+_INSERT_UNDER_CAP = (
+    insert(_jobs)
+    .from_select(  # the model's defaults fill the other columns
+        _SUBMITTED,
+        select(*(bindparam(c, type_=_jobs.c[c].type) for c in _SUBMITTED)).where(
+            _ACTIVE.scalar_subquery() < bindparam("cap")
+        ),
+    )
+    .returning(*_jobs.c)
+)
 _DISPATCHED = rows.row_update(_jobs, "dispatched_at")
 
 
@@ -91,8 +117,6 @@ def submit(
         original = _replay(owner_id, idempotency_key, request_hash)
         if original is not None:
             return original, True
-    _check_active_cap(owner_id)
-
     job_id = str(uuid.uuid4())
     values = {
         "id": job_id,
@@ -104,8 +128,9 @@ def submit(
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
     }
+    cap = current_runtime().settings.max_active_jobs
     try:
-        row = db.session.connection().execute(_INSERT, values).one()
+        row = db.session.connection().execute(_INSERT_UNDER_CAP, {**values, "cap": cap}).first()
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -118,32 +143,27 @@ def submit(
         db.session.rollback()
         log.exception("database unavailable while submitting a job")
         raise ServiceUnavailable("the database is unavailable; try again shortly") from None
+    if row is None:
+        raise TooManyRequests(
+            f"you have {cap} unfinished jobs; the limit is {cap}: wait for some to finish",
+            retry_after=10,
+        )
     job = rows.adopt(db.session, Job, row._mapping)
     try:
-        lifecycle.announce(job, "job.queued")
-        dispatch(job, job_type)
+        _queue(job, job_type)
     except (BrokerError, RedisError, OSError):
         log.exception("broker unavailable while submitting job %s", job.id)
         _undo(job)
         raise ServiceUnavailable("the job queue is unavailable; try again shortly") from None
+    except Exception:
+        _undo(job)
+        raise
     return job, False
 
 
 def _request_hash(job_type: JobType, params: dict[str, Any]) -> str:
     """What an Idempotency-Key's replay must match: the type and the validated params."""
     return hashlib.sha256(json.dumps([job_type.name, params], sort_keys=True).encode()).hexdigest()
-
-
-def _check_active_cap(owner_id: int) -> None:
-    """At most ``max_active_jobs`` queued, running or retrying jobs per user (a soft cap:
-    submissions racing each other may pass it by a few)."""
-    cap = current_runtime().settings.max_active_jobs
-    active = db.session.connection().execute(_ACTIVE, {"owner_id": owner_id, "cap": cap}).scalar()
-    if (active or 0) >= cap:
-        raise TooManyRequests(
-            f"you have {active} unfinished jobs; the limit is {cap}: wait for some to finish",
-            retry_after=10,
-        )
 
 
 def _validate(type_name: Any, raw_params: Any) -> tuple[JobType, dict[str, Any]]:
@@ -190,8 +210,28 @@ def _replay(owner_id: int, key: str, request_hash: str) -> Job | None:
     return job
 
 
+def _queue(job: Job, job_type: JobType) -> None:
+    """Announce ``job.queued`` and send the job: one atomic script where the broker allows it
+    (kombu builds the message, the event's script pushes it), else event, message and mark."""
+    if not current_runtime().settings.atomic_dispatch:
+        lifecycle.announce(job, "job.queued")
+        dispatch(job, job_type)
+        return
+    with held_publishes() as held:
+        _send(job, job_type)
+    if len(held) != 1:
+        raise RuntimeError(f"expected one broker message for job {job.id}, got {len(held)}")
+    lifecycle.announce(job, "job.queued", enqueue=held[0])
+
+
 def dispatch(job: Job, job_type: JobType) -> None:
-    """Send the job to its queue (task id = job id) and record that it was sent."""
+    """Send the job to its queue and record that it was sent."""
+    _send(job, job_type)
+    _mark_dispatched(job, utcnow())
+
+
+def _send(job: Job, job_type: JobType) -> None:
+    """Publish the job's Celery message (task id = job id)."""
     current_runtime().celery.tasks["jobcast.run"].apply_async(
         args=[job.id],
         task_id=job.id,
@@ -200,7 +240,10 @@ def dispatch(job: Job, job_type: JobType) -> None:
         time_limit=job_type.time_limit + 30,
         headers={"request_id": job.request_id},
     )
-    rows.write(db.session, job, _DISPATCHED, dispatched_at=utcnow())
+
+
+def _mark_dispatched(job: Job, when: datetime) -> None:
+    rows.write(db.session, job, _DISPATCHED, dispatched_at=when)
     db.session.commit()
 
 
@@ -220,6 +263,10 @@ def redispatch_stuck(older_than_seconds: float) -> int:
     rt = current_runtime()
     sent = 0
     for job in lifecycle.undispatched_before(lifecycle.stale_cutoff(older_than_seconds)):
+        if rt.settings.atomic_dispatch and rt.events.numbered(job.id):
+            # Its job.queued was numbered by the script that pushed its message: it was sent.
+            _mark_dispatched(job, job.created_at)
+            continue
         job_type = rt.registry.get(job.type)
         if job_type is None:
             continue
