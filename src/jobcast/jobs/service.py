@@ -54,9 +54,10 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # Every submit runs this (see ``jobcast.rows``): the insert happens only while the owner has
-# fewer than ``cap`` unfinished jobs, checked in the same statement. The count stops at the
-# cap, so a user with a long backlog costs no more than one at the cap, and reads only the
-# index (owner_id, status): the selected column is in it.
+# fewer than ``cap`` unfinished jobs, checked in the same statement (a soft cap where writers
+# run concurrently, as on PostgreSQL: racing submissions may pass it by a few). The count
+# stops at the cap, so a user with a long backlog costs no more than one at the cap, and reads
+# only the index (owner_id, status): the selected column is in it.
 _jobs = Job.__table__
 _SUBMITTED = (
     "id",
