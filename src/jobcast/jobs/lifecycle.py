@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, func, literal, select, update
+from sqlalchemy import bindparam, event, func, literal, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from jobcast import rows
@@ -53,6 +54,14 @@ _SUCCEED = rows.row_update(
     _jobs, "status", "progress", "message", "result", "result_key", "finished_at", "updated_at"
 )
 _SUCCEED_ALONE = DriverStatement(_SUCCEED)
+_USED_DATABASE = "jobcast.used_database"
+
+
+@event.listens_for(Session, "after_begin")
+def _note_database_use(session: Session, *_: Any) -> None:
+    """Mark a session that opened a database transaction (``succeed`` asks whether the job
+    function did any work in it)."""
+    session.info[_USED_DATABASE] = True
 
 
 def iso(value: datetime | None) -> str | None:
@@ -140,8 +149,8 @@ def record_progress(job: Job, percent: float, message: str | None, *, persist: b
 
 
 def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
-    """Mark the job succeeded; in the session's transaction if the job function left one (its
-    own writes commit with the row, as before), else in one of its own on the driver."""
+    """Mark the job succeeded: in the session's transaction if the job function used the session
+    (whatever it left there commits with the row, as before), else in one of its own."""
     states.check_transition(job.status, states.SUCCEEDED)
     now = utcnow()
     values = {
@@ -154,7 +163,7 @@ def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
         "updated_at": now,
     }
     session = db.session()
-    if session.in_transaction() or session.new or session.dirty or session.deleted:
+    if session.info.get(_USED_DATABASE) or session.new or session.dirty or session.deleted:
         rows.write(session, job, _SUCCEED, **values)
         session.commit()
     else:
