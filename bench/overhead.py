@@ -4,7 +4,9 @@ One stack without a running worker and with ``JOBCAST_JOB_MODULES=jobcast.builti
 For each kind in turn (``--rounds`` times, alternating): queue ``--jobs`` of them while no worker
 consumes, start ``jobcast worker --pool io`` (the gevent pool, ``JOBCAST_IO_CONCURRENCY``), wait
 until all have run, stop the worker. Throughput is jobs / (last finished - first started), from
-the servers' own clocks, so the worker's start-up and the queueing do not count:
+the servers' own clocks, so the worker's start-up and the queueing do not count. The worker's
+CPU per job while the round runs is reported too: on a shared host it moves far less than the
+throughput does.
 
 - ``jobcast``: ``bench.noop`` submitted over the API (row, ``job.queued`` event); run = the
   task loads the row, moves it through started -> succeeded, publishes and logs those events;
@@ -21,6 +23,7 @@ import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -71,11 +74,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"worker-{kind}-{index}",
                     [sys.executable, "-m", "jobcast", "worker", "--pool", "io"],
                 )
-                cpu_tree = [worker.pid]
                 try:
-                    window = _wait(kind, database, redis, args.jobs * (index + 1), args.jobs)
-                    cpu_tree = list(process_tree(worker.pid))
-                    cpu = cpu_seconds(cpu_tree)
+                    window, steady = _wait(
+                        kind,
+                        database,
+                        redis,
+                        args.jobs * (index + 1),
+                        args.jobs,
+                        lambda pid=worker.pid: cpu_seconds(list(process_tree(pid))),
+                    )
+                    cpu = cpu_seconds(list(process_tree(worker.pid)))
                 finally:
                     worker.terminate()
                     worker.wait(timeout=30)
@@ -84,21 +92,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "seconds": round(window, 3),
                     "per_second": round(args.jobs / window, 1) if window > 0 else None,
                     "worker_cpu_seconds_incl_startup": round(cpu, 2),
+                    # Load on the host moves throughput a lot; CPU per job much less.
+                    "worker_cpu_ms_per_job_running": steady,
                 }
                 rounds[kind].append(result)
                 say(f"overhead {kind}: {result}")
     best = {kind: max(r["per_second"] or 0 for r in rs) for kind, rs in rounds.items()}
+    cpu_ms = {
+        kind: min(
+            (r["worker_cpu_ms_per_job_running"] for r in rs if r["worker_cpu_ms_per_job_running"]),
+            default=None,
+        )
+        for kind, rs in rounds.items()
+    }
     ratio = best["jobcast"] / best["bare_celery"] if best["bare_celery"] else None
     table(
         "job overhead: no-op jobs per second through one gevent worker",
-        [(kind, best[kind], [r["per_second"] for r in rs]) for kind, rs in rounds.items()],
-        ("kind", "best jobs/s", "each round"),
+        [
+            (kind, best[kind], [r["per_second"] for r in rs], cpu_ms[kind])
+            for kind, rs in rounds.items()
+        ],
+        ("kind", "best jobs/s", "each round", "worker CPU ms/job"),
     )
     return {
         "benchmark": "overhead",
         "params": {"jobs": args.jobs, "rounds": args.rounds, "io_concurrency": args.concurrency},
         "machine": machine(),
         "per_second_best": best,
+        "worker_cpu_ms_per_job_best": cpu_ms,
         "ratio_jobcast_to_bare": round(ratio, 3) if ratio else None,
         "rounds": rounds,
     }
@@ -122,31 +143,47 @@ async def _submit(base_url: str, token: str, jobs: int, parallel: int = 20) -> N
         await asyncio.gather(*(poster(http) for _ in range(parallel)))
 
 
-def _wait(kind: str, database: Path, redis: Redis, total: int, jobs: int) -> float:
-    """Seconds between the first start and the last finish of this round's jobs."""
+def _wait(
+    kind: str, database: Path, redis: Redis, total: int, jobs: int, cpu: Callable[[], float]
+) -> tuple[float, float | None]:
+    """Seconds between the first start and the last finish of this round's jobs, and the
+    worker's CPU milliseconds per job while they ran (from the first poll that saw jobs done
+    to the last: start-up and the idle end left out; None if the round was too quick)."""
     deadline = time.monotonic() + 300
+    first: tuple[int, float] | None = None
     while time.monotonic() < deadline:
         time.sleep(0.2)
         if kind == "bare_celery":
-            count, first, last = BARE_KEYS
-            if int(redis.get(count) or 0) >= jobs:
-                return float(redis.get(last) or 0) - float(redis.get(first) or 0)
-            continue
-        with sqlite3.connect(database) as db:
-            done = db.execute(
-                "SELECT count(*) FROM jobs WHERE type = 'bench.noop' AND status = 'succeeded'"
-            ).fetchone()[0]
-            if done < total:
-                continue
-            rows = db.execute(
-                "SELECT started_at, finished_at FROM jobs WHERE type = 'bench.noop'"
-                " ORDER BY created_at DESC LIMIT ?",
-                (jobs,),
-            ).fetchall()
-        started = min(_when(s) for s, _ in rows)
-        finished = max(_when(f) for _, f in rows)
-        return finished - started
+            count, first_key, last_key = BARE_KEYS
+            done = int(redis.get(count) or 0)
+            total = jobs
+        else:
+            with sqlite3.connect(database) as db:
+                done = db.execute(
+                    "SELECT count(*) FROM jobs WHERE type = 'bench.noop' AND status = 'succeeded'"
+                ).fetchone()[0]
+        if done >= total:
+            steady = None
+            if first is not None and done > first[0]:
+                steady = round(1000 * (cpu() - first[1]) / (done - first[0]), 3)
+            if kind == "bare_celery":
+                return float(redis.get(last_key) or 0) - float(redis.get(first_key) or 0), steady
+            return _window(database, jobs), steady
+        if first is None and done > total - jobs:
+            first = (done, cpu())
     raise TimeoutError(f"{kind}: not all {jobs} jobs ran in 300 s")
+
+
+def _window(database: Path, jobs: int) -> float:
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT started_at, finished_at FROM jobs WHERE type = 'bench.noop'"
+            " ORDER BY created_at DESC LIMIT ?",
+            (jobs,),
+        ).fetchall()
+    started = min(_when(s) for s, _ in rows)
+    finished = max(_when(f) for _, f in rows)
+    return finished - started
 
 
 def _when(value: Any) -> float:
