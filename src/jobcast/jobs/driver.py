@@ -7,6 +7,8 @@ and its parameters and rows are converted by the columns' own types, so the SQL 
 are the ones Core would send and return; only the per-call machinery is skipped. Each run is one
 transaction of its own, committed before ``run`` returns. Driver errors are raised as
 SQLAlchemy's (``DBAPIError``), and a connection lost mid-call is invalidated, as Core does.
+An engine that is watched (echo, or listeners for cursor execution: SQL tracing, query
+recording) runs them through Core instead, so nothing it expects to see goes around it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class DriverStatement:
 
     def run(self, engine: Engine, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """Execute and commit; the first returned row by column key (None without one)."""
+        if _watched(engine):
+            return self._run_on_core(engine, params)
         dialect = engine.dialect
         compiled = self._compiled.get(dialect) or self._compile(dialect)
         values = compiled.construct(params)
@@ -79,6 +83,13 @@ class DriverStatement:
             for column, process, value in zip(self.columns, results, row, strict=True)
         }
 
+    def _run_on_core(self, engine: Engine, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What ``run`` does, through Core: an engine someone watches sees every statement."""
+        with engine.begin() as connection:
+            result = connection.execute(self.statement, dict(params))
+            row = result.first() if self.columns else None
+        return None if row is None else dict(zip(self.columns, row, strict=True))
+
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         if compiled.post_compile_params or compiled.literal_execute_params:
@@ -107,3 +118,10 @@ class DriverStatement:
         ]
         self._results[dialect] = results
         return results
+
+
+def _watched(engine: Engine) -> bool:
+    """Echo on, or a cursor-execute listener (SQL tracing, Flask-SQLAlchemy's query recording):
+    whoever set it up expects to see these statements too, so they go through Core."""
+    dispatch = engine.dispatch
+    return bool(engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute)
