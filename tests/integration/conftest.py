@@ -7,6 +7,7 @@ of the web server and workers are printed when a test fails to start them.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -18,7 +19,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from jobcast import create_app
-from jobcast.procs import free_port
+from jobcast.procs import free_port, redis_server_command, wait_for_port
 from jobcast.testing import LocalStack
 from tests.integration.support import Api, Listener
 
@@ -46,6 +47,20 @@ class Stack(LocalStack):
                 **overrides,
             }
         )
+
+
+@pytest.fixture
+def spare_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Redis server of the test's own (URL, process), for a test that breaks or reads it
+    alone: a broker it can take away, a queue no worker consumes."""
+    port = free_port()
+    proc = subprocess.Popen(
+        redis_server_command(port, tmp_path, persist=False), stdout=subprocess.DEVNULL
+    )
+    wait_for_port("127.0.0.1", port)
+    yield f"redis://127.0.0.1:{port}/0", proc
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture(scope="session")

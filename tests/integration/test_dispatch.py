@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,9 @@ from jobcast.errors import ServiceUnavailable
 from jobcast.extensions import db
 from jobcast.jobs import service
 from jobcast.jobs.models import Job
-from jobcast.procs import free_port, redis_server_command, wait_for_port
 from jobcast.runtime import current_runtime
 
 QUEUE = "jobcast.io"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        redis_server_command(port, tmp_path, persist=False), stdout=subprocess.DEVNULL
-    )
-    wait_for_port("127.0.0.1", port)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    proc.kill()
-    proc.wait()
 
 
 def _app(tmp_path: Path, redis_url: str, **settings: Any) -> Flask:
@@ -56,69 +42,67 @@ def _app(tmp_path: Path, redis_url: str, **settings: Any) -> Flask:
     return app
 
 
+@pytest.fixture
+def owner(tmp_path: Path, spare_redis: tuple[str, Any]) -> Iterator[int]:
+    """Inside the context of an app whose Redis is ``spare_redis``: a new user's id."""
+    with _app(tmp_path, spare_redis[0]).app_context():
+        yield create_user("spare@example.com", "correct horse battery").id
+
+
 def _messages(redis_url: str) -> list[dict[str, Any]]:
     raw = Redis.from_url(redis_url).lrange(QUEUE, 0, -1)
     return [json.loads(m) for m in raw]
 
 
 def test_the_message_is_pushed_with_the_queued_event_and_marks_nothing(
-    tmp_path: Path, own_redis: tuple[str, Any]
+    owner: int, spare_redis: tuple[str, Any]
 ) -> None:
-    redis_url, _ = own_redis
-    app = _app(tmp_path, redis_url)
-    with app.app_context():
-        assert current_runtime().settings.atomic_dispatch
-        owner = create_user("atomic@example.com", "correct horse battery").id
-        job, replayed = service.submit(owner, "demo.steps", {"steps": 1}, "req-1")
-        assert not replayed
-        [message] = _messages(redis_url)
-        assert message["headers"]["task"] == "jobcast.run"
-        assert message["headers"]["id"] == job.id
-        assert message["headers"]["request_id"] == "req-1"
-        assert message["properties"]["delivery_info"] == {"exchange": "", "routing_key": QUEUE}
-        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        assert (args, kwargs) == ([job.id], {})
-        [(name, event)] = current_runtime().events.history(job.id)
-        assert (name, event["seq"]) == ("job.queued", 1)
-        db.session.expire_all()
-        assert db.session.get(Job, job.id).dispatched_at is None
+    redis_url, _ = spare_redis
+    assert current_runtime().settings.atomic_dispatch
+    job, replayed = service.submit(owner, "demo.steps", {"steps": 1}, "req-1")
+    assert not replayed
+    [message] = _messages(redis_url)
+    assert message["headers"]["task"] == "jobcast.run"
+    assert message["headers"]["id"] == job.id
+    assert message["headers"]["request_id"] == "req-1"
+    assert message["properties"]["delivery_info"] == {"exchange": "", "routing_key": QUEUE}
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert (args, kwargs) == ([job.id], {})
+    [(name, event)] = current_runtime().events.history(job.id)
+    assert (name, event["seq"]) == ("job.queued", 1)
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).dispatched_at is None
 
 
 def test_the_sweeper_marks_an_atomically_sent_job_without_sending_it_again(
-    tmp_path: Path, own_redis: tuple[str, Any]
+    owner: int, spare_redis: tuple[str, Any]
 ) -> None:
-    redis_url, _ = own_redis
-    app = _app(tmp_path, redis_url)
-    with app.app_context():
-        owner = create_user("sweep@example.com", "correct horse battery").id
-        job, _ = service.submit(owner, "demo.steps", {"steps": 1}, None)
-        assert service.redispatch_stuck(older_than_seconds=0) == 0
-        assert len(_messages(redis_url)) == 1
-        db.session.expire_all()
-        marked = db.session.get(Job, job.id)
-        assert marked.dispatched_at == marked.created_at
-        assert service.redispatch_stuck(older_than_seconds=0) == 0
+    redis_url, _ = spare_redis
+    job, _ = service.submit(owner, "demo.steps", {"steps": 1}, None)
+    assert service.redispatch_stuck(older_than_seconds=0) == 0
+    assert len(_messages(redis_url)) == 1
+    db.session.expire_all()
+    marked = db.session.get(Job, job.id)
+    assert marked.dispatched_at == marked.created_at
+    assert service.redispatch_stuck(older_than_seconds=0) == 0
 
 
 def test_redis_down_at_submit_leaves_neither_row_nor_message(
-    tmp_path: Path, own_redis: tuple[str, Any]
+    owner: int, spare_redis: tuple[str, Any]
 ) -> None:
-    redis_url, proc = own_redis
-    app = _app(tmp_path, redis_url)
-    with app.app_context():
-        owner = create_user("down@example.com", "correct horse battery").id
-        proc.kill()
-        proc.wait()
-        with pytest.raises(ServiceUnavailable):
-            service.submit(owner, "demo.steps", {"steps": 1}, None)
-        db.session.expire_all()
-        assert db.session.query(Job).count() == 0
+    _, proc = spare_redis
+    proc.kill()
+    proc.wait()
+    with pytest.raises(ServiceUnavailable):
+        service.submit(owner, "demo.steps", {"steps": 1}, None)
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 0
 
 
 def test_a_separate_broker_gets_the_message_after_the_event_and_the_row_its_mark(
-    tmp_path: Path, own_redis: tuple[str, Any], redis_url: str
+    tmp_path: Path, spare_redis: tuple[str, Any], redis_url: str
 ) -> None:
-    broker_url, _ = own_redis
+    broker_url, _ = spare_redis
     app = _app(tmp_path, redis_url, broker_url=broker_url)
     with app.app_context():
         assert not current_runtime().settings.atomic_dispatch

@@ -10,7 +10,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from jobcast.dbtypes import utcnow
 from jobcast.extensions import db
 from jobcast.jobs import service
 from jobcast.jobs.models import Job
-from jobcast.procs import free_port, redis_server_command, wait_for_port
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import EVENTS, TERMINAL_EVENTS, Api
 
@@ -155,26 +153,11 @@ def test_worker_killed_mid_job_is_redelivered_and_ends_once(tmp_path: Path) -> N
         assert lines == [f"chunk {n} attempt 2" for n in range(1, 31)]
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    """A Redis used only as the Celery broker, so the test can take it away."""
-    import subprocess
-
-    port = free_port()
-    proc = subprocess.Popen(
-        redis_server_command(port, tmp_path, persist=False), stdout=subprocess.DEVNULL
-    )
-    wait_for_port("127.0.0.1", port)
-    yield f"redis://127.0.0.1:{port}/0", proc
-    proc.kill()
-    proc.wait()
-
-
 @pytest.mark.timeout(120)
 def test_broker_down_at_submit_is_503_with_retry_after_and_leaves_no_job(
-    tmp_path: Path, broker: tuple[str, Any]
+    tmp_path: Path, spare_redis: tuple[str, Any]
 ) -> None:
-    url, proc = broker
+    url, proc = spare_redis
     with _stack(tmp_path, JOBCAST_BROKER_URL=url) as stack:
         api = stack.api().signup()
         assert api.wait_job(api.submit("demo.steps", {"steps": 1, "step_ms": 0})["id"])
