@@ -31,14 +31,22 @@ def row_update(table: Table, *columns: str) -> Update:
     )
 
 
-def write(session: AnySession, obj: Any, statement: Update, **values: Any) -> None:
-    """Run a ``row_update`` statement for ``obj``'s row in the session's transaction, and make
-    ``values`` the object's committed state, so the next flush does not write them again."""
-    session.connection().execute(
-        statement, {"row_id": obj.id, **{f"new_{c}": v for c, v in values.items()}}
-    )
+def row_params(obj: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a ``row_update`` statement that sets ``values`` on ``obj``'s row."""
+    return {"row_id": obj.id, **{f"new_{c}": v for c, v in values.items()}}
+
+
+def written(obj: Any, values: Mapping[str, Any]) -> None:
+    """Make ``values`` the object's committed state, so the next flush does not write them."""
     for column, value in values.items():
         set_committed_value(obj, column, value)
+
+
+def write(session: AnySession, obj: Any, statement: Update, **values: Any) -> None:
+    """Run a ``row_update`` statement for ``obj``'s row in the session's transaction, and make
+    ``values`` the object's committed state."""
+    session.connection().execute(statement, row_params(obj, values))
+    written(obj, values)
 
 
 def adopt(session: AnySession, model: type[T], row: Mapping[Any, Any]) -> T:

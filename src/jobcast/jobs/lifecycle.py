@@ -15,7 +15,6 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, event, func, literal, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from jobcast import rows
 from jobcast.dbtypes import utcnow
@@ -167,11 +166,8 @@ def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
         rows.write(session, job, _SUCCEED, **values)
         session.commit()
     else:
-        _SUCCEED_ALONE.run(
-            db.engine, {"row_id": job.id, **{f"new_{c}": v for c, v in values.items()}}
-        )
-        for column, value in values.items():
-            set_committed_value(job, column, value)
+        _SUCCEED_ALONE.run(db.engine, rows.row_params(job, values))
+        rows.written(job, values)
     announce(job, "job.succeeded", result=public_result(job))
 
 
