@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, Update, bindparam, inspect, update
-from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached, scoped_session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 T = TypeVar("T")
 AnySession = Session | scoped_session[Any]
@@ -51,8 +52,17 @@ def write(session: AnySession, obj: Any, statement: Update, **values: Any) -> No
 
 def adopt(session: AnySession, model: type[T], row: Mapping[Any, Any]) -> T:
     """The session's persistent ``model`` object for a whole row read or written by Core, as if
-    the ORM had loaded it (attribute names must be the column names)."""
-    obj = model(**row)
+    the ORM had loaded it (attribute names must be the column names).
+
+    Built as the ORM's loader builds one: a bare instance whose ``__dict__`` takes the row. The
+    constructor's per-attribute set events cost three times as much, for history that
+    ``make_transient_to_detached`` discards anyway. Unlike the constructor, a bare instance does
+    not configure the mappers, so this does when they are not yet (a worker's first job).
+    """
+    if not inspect(model).configured:
+        configure_mappers()
+    obj = manager_of_class(model).new_instance()
+    obj.__dict__.update(row)
     make_transient_to_detached(obj)
     if inspect(obj).key in session.identity_map:
         return session.merge(obj, load=False)  # the session's own object, now with this row
