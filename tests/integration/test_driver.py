@@ -1,4 +1,5 @@
-"""A job's start and success statements on the driver (jobs.driver), on the suite's database.
+"""A submit's insert and a job's start and success statements on the driver (jobs.driver), on
+the suite's database.
 
 The values they write and return must be the ones Core would; a watched engine must see them;
 a failing start must not keep its lease; a job function's unsaved work commits with success.
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from jobcast.auth.users import create_user
 from jobcast.builtin.models import Order
 from jobcast.extensions import db
-from jobcast.jobs import lifecycle, states
+from jobcast.jobs import lifecycle, service, states
 from jobcast.jobs.driver import DriverStatement
 from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
@@ -54,6 +55,35 @@ def test_the_start_returns_and_stores_what_core_reads_back(ctx: int) -> None:
     db.session.commit()
     again = lifecycle._START.run(db.engine, {"job_id": job_id, "now": lifecycle.utcnow()})
     assert again is None, "a cancelled job must not start"
+
+
+def _submission(owner_id: int) -> dict[str, Any]:
+    job_id, now = str(uuid.uuid4()), lifecycle.utcnow()
+    return {
+        **{name: None for name in service._SUBMITTED},
+        **{"id": job_id, "owner_id": owner_id, "type": "demo.steps", "params": {"steps": 1}},
+        **{"celery_task_id": job_id, "status": states.QUEUED, "progress": 0.0, "attempts": 0},
+        **{"created_at": now, "updated_at": now},
+    }
+
+
+def test_the_submit_insert_stores_what_the_model_would_and_returns_it(ctx: int) -> None:
+    values = _submission(ctx)
+    returned = service._INSERT_UNDER_CAP.run(db.engine, {**values, "cap": 10})
+    assert returned is not None
+    stored = _row(values["id"])
+    assert returned == stored
+    by_the_model = _row(_queued(ctx))  # the ORM, with the model's defaults
+    same = {"status", "progress", "attempts", "message", "dispatched_at", "started_at", "error"}
+    assert {c: stored[c] for c in same} == {c: by_the_model[c] for c in same}
+    assert stored["created_at"] == values["created_at"] and stored["created_at"].tzinfo is not None
+
+
+def test_the_submit_insert_writes_nothing_at_the_cap(ctx: int) -> None:
+    _queued(ctx)
+    values = _submission(ctx)
+    assert service._INSERT_UNDER_CAP.run(db.engine, {**values, "cap": 1}) is None
+    assert db.session.get(Job, values["id"]) is None
 
 
 def test_a_watched_engine_sees_the_statements(ctx: int) -> None:

@@ -7,6 +7,7 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_i
 from pydantic import BaseModel, Field, ValidationError
 
 from jobcast.apidocs.describe import JOB_SUBMISSION, Reply, operation
+from jobcast.auth.tokens import user_from_token
 from jobcast.errors import NotFound, Unauthorized, ValidationFailed, pydantic_errors
 from jobcast.extensions import limiter
 from jobcast.http import json_body
@@ -68,6 +69,7 @@ def job_types() -> Response:
     },
     rate_limited=True,
 )
+@user_from_token  # the insert's foreign key checks the user: see service.submit
 @limiter.limit(limit("submit_user"), key_func=by_user)
 @jwt_required()
 def submit() -> tuple[Response, int, dict[str, str]]:

@@ -26,11 +26,12 @@ from typing import Any
 from kombu.exceptions import OperationalError as BrokerError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from jobcast import rows
+from jobcast.auth.models import User
 from jobcast.broker import held_publishes
 from jobcast.dbtypes import utcnow
 from jobcast.errors import (
@@ -38,11 +39,13 @@ from jobcast.errors import (
     NotFound,
     ServiceUnavailable,
     TooManyRequests,
+    Unauthorized,
     ValidationFailed,
     pydantic_errors,
 )
 from jobcast.extensions import db
 from jobcast.jobs import lifecycle, states
+from jobcast.jobs.driver import DriverStatement
 from jobcast.jobs.models import Job
 from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
@@ -53,11 +56,13 @@ MAX_PAGE = 100
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
-# Every submit runs this (see ``jobcast.rows``): the insert happens only while the owner has
+# Every submit runs this, on the driver (see ``jobcast.jobs.driver``): the insert happens only
+# while the owner has
 # fewer than ``cap`` unfinished jobs, checked in the same statement (a soft cap where writers
 # run concurrently, as on PostgreSQL: racing submissions may pass it by a few). The count
 # stops at the cap, so a user with a long backlog costs no more than one at the cap, and reads
-# only the index (owner_id, status): the selected column is in it.
+# only the index (owner_id, status): the selected column is in it. The states are bound one
+# by one: an IN over a list is expanded, and its SQL rendered again, on every execution.
 _jobs = Job.__table__
 _SUBMITTED = (
     "id",
@@ -68,16 +73,25 @@ _SUBMITTED = (
     "request_id",
     "idempotency_key",
     "request_hash",
+    # What the model would default: a driver statement runs no Core defaults, so all are given.
+    "status",
+    "progress",
+    "attempts",
+    "created_at",
+    "updated_at",
 )
 _ACTIVE = select(func.count()).select_from(
     select(_jobs.c.status)
-    .where(_jobs.c.owner_id == bindparam("owner_id"), _jobs.c.status.in_(sorted(states.ACTIVE)))
+    .where(
+        _jobs.c.owner_id == bindparam("owner_id"),
+        _jobs.c.status.in_([literal(state) for state in sorted(states.ACTIVE)]),
+    )
     .limit(bindparam("cap"))
     .subquery()
 )
-_INSERT_UNDER_CAP = (
+_INSERT_UNDER_CAP = DriverStatement(
     insert(_jobs)
-    .from_select(  # the model's defaults fill the other columns
+    .from_select(
         _SUBMITTED,
         select(*(bindparam(c, type_=_jobs.c[c].type) for c in _SUBMITTED)).where(
             _ACTIVE.scalar_subquery() < bindparam("cap")
@@ -119,6 +133,7 @@ def submit(
         if original is not None:
             return original, True
     job_id = str(uuid.uuid4())
+    now = utcnow()
     values = {
         "id": job_id,
         "owner_id": owner_id,
@@ -128,18 +143,26 @@ def submit(
         "request_id": request_id,
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
+        "status": states.QUEUED,
+        "progress": 0.0,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
     }
     cap = current_runtime().settings.max_active_jobs
     try:
-        row = db.session.connection().execute(_INSERT_UNDER_CAP, {**values, "cap": cap}).first()
-        db.session.commit()
+        row = _INSERT_UNDER_CAP.run(db.engine, {**values, "cap": cap})
     except IntegrityError:
-        db.session.rollback()
+        db.session.rollback()  # a replay read before must not keep its snapshot (SQLite)
         # A concurrent duplicate with the same key committed first: answer with its job.
         original = _replay(owner_id, idempotency_key or "", request_hash or "")
-        if original is None:
-            raise
-        return original, True
+        if original is not None:
+            return original, True
+        # Or the jobs' foreign key refused an owner who no longer exists: the submit view does
+        # not load its user first (``user_from_token``), this is its check.
+        if db.session.get(User, owner_id) is None:
+            raise Unauthorized("unknown user", headers={"WWW-Authenticate": "Bearer"}) from None
+        raise
     except DatabaseError:
         db.session.rollback()
         log.exception("database unavailable while submitting a job")
@@ -149,7 +172,7 @@ def submit(
             f"you have {cap} unfinished jobs; the limit is {cap}: wait for some to finish",
             retry_after=10,
         )
-    job = rows.adopt(db.session, Job, row._mapping)
+    job = rows.adopt(db.session, Job, row)
     try:
         _queue(job, job_type)
     except (BrokerError, RedisError, OSError):
