@@ -22,6 +22,7 @@ BENCHMARKS = {
     "overhead": "bench.overhead",
     "fanout": "bench.fanout",
     "flood": "bench.flood",
+    "instructions": "bench.instructions",
 }
 
 

@@ -91,6 +91,16 @@ def _submit(doc: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def _instructions(doc: dict[str, Any]) -> list[Row]:
+    if "skipped" in doc:
+        return [(f"submit instructions: skipped ({doc['skipped']})", "", "", "", "")]
+    per = doc["instructions_per_request"]
+    return [
+        ("submit instructions/request (in-process)", per["jobcast"], per["bare_delay"],
+         doc["ratio_bare_to_jobcast"], "(restates >= 60% as CPU)"),
+    ]  # fmt: skip
+
+
 def _overhead(doc: dict[str, Any]) -> list[Row]:
     best = doc["per_second_best"]
     return [
@@ -122,6 +132,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "idle": _idle,
     "submit": _submit,
     "overhead": _overhead,
+    "instructions": _instructions,
     "fanout": _fanout,
     "flood": _flood,
 }
