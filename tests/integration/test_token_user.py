@@ -61,6 +61,16 @@ def test_a_submit_with_a_key_for_a_deleted_user_is_401(
     assert _jobs_of(server_app, user_id) == 0
 
 
+def test_a_bad_submit_for_a_deleted_user_is_401_not_its_error(gone_user: tuple[Api, int]) -> None:
+    # Without the user check these would be 422 (listing the job types) and 400.
+    api, _ = gone_user
+    unknown_type = api.post("/api/v1/jobs", json={"type": "no.such", "params": {}})
+    not_json = api.post("/api/v1/jobs", data=b"{", headers={"Content-Type": "application/json"})
+    for response in (unknown_type, not_json):
+        assert response.status_code == 401, response.text
+        assert response.json()["detail"] == "unknown user"
+
+
 def test_reads_for_a_deleted_user_are_401(gone_user: tuple[Api, int]) -> None:
     api, _ = gone_user
     for path in ("/api/v1/jobs", "/api/v1/me"):

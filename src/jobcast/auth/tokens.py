@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, g, has_request_context
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    current_user,
+    decode_token,
+)
 from jwt.exceptions import PyJWTError
 from redis import Redis
 from sqlalchemy import bindparam, select
@@ -25,7 +30,7 @@ from sqlalchemy.orm.util import identity_key
 
 from jobcast import rows
 from jobcast.auth.models import User
-from jobcast.errors import Unauthorized, problem_response
+from jobcast.errors import ApiError, Unauthorized, problem_response
 from jobcast.extensions import db, jwt
 from jobcast.runtime import current_runtime
 
@@ -50,16 +55,28 @@ def user_from_token(view: Callable[P, R]) -> Callable[P, R]:
 
     Only for a view whose own statement refuses a user who no longer exists, with the same 401
     (the submit's INSERT does, through the jobs' foreign key to users): there the SELECT every
-    other view runs first is a second query for an answer the write gives anyway. Apply it
-    outside the rate limit, whose key verifies the token first.
+    other view runs first is a second query for an answer the write gives anyway. Any other
+    error the view raises is checked against the user then, so a deleted user's token still
+    gets only the 401 (not a validation error that lists the job types). Apply it outside the
+    rate limit, whose key verifies the token first.
     """
 
     @functools.wraps(view)
     def marked(*args: P.args, **kwargs: P.kwargs) -> R:
         setattr(g, _FROM_TOKEN, True)
-        return view(*args, **kwargs)
+        try:
+            return view(*args, **kwargs)
+        except ApiError as exc:
+            if exc.status != 401 and db.session.get(User, current_user.id) is None:
+                raise unknown_user() from None
+            raise
 
     return marked
+
+
+def unknown_user() -> Unauthorized:
+    """The 401 of a valid token whose user no longer exists."""
+    return Unauthorized("unknown user", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _revoked_key(jti: str) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError as DatabaseError
 
 from jobcast import rows
 from jobcast.auth.models import User
+from jobcast.auth.tokens import unknown_user
 from jobcast.broker import held_publishes
 from jobcast.dbtypes import utcnow
 from jobcast.errors import (
@@ -39,7 +40,6 @@ from jobcast.errors import (
     NotFound,
     ServiceUnavailable,
     TooManyRequests,
-    Unauthorized,
     ValidationFailed,
     pydantic_errors,
 )
@@ -161,7 +161,7 @@ def submit(
         # Or the jobs' foreign key refused an owner who no longer exists: the submit view does
         # not load its user first (``user_from_token``), this is its check.
         if db.session.get(User, owner_id) is None:
-            raise Unauthorized("unknown user", headers={"WWW-Authenticate": "Bearer"}) from None
+            raise unknown_user() from None
         raise
     except DatabaseError:
         db.session.rollback()
