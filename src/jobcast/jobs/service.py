@@ -57,12 +57,12 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # Every submit runs this, on the driver (see ``jobcast.jobs.driver``): the insert happens only
-# while the owner has
-# fewer than ``cap`` unfinished jobs, checked in the same statement (a soft cap where writers
-# run concurrently, as on PostgreSQL: racing submissions may pass it by a few). The count
-# stops at the cap, so a user with a long backlog costs no more than one at the cap, and reads
-# only the index (owner_id, status): the selected column is in it. The states are bound one
-# by one: an IN over a list is expanded, and its SQL rendered again, on every execution.
+# while the owner has fewer than ``cap`` unfinished jobs, checked in the same statement (a soft
+# cap where writers run concurrently, as on PostgreSQL: racing submissions may pass it by a
+# few). The count stops at the cap, so a user with a long backlog costs no more than one at
+# the cap, and reads only the index (owner_id, status): the selected column is in it. The
+# states are bound one by one: an IN over a list is expanded, and its SQL rendered again, on
+# every execution.
 _jobs = Job.__table__
 _SUBMITTED = (
     "id",
