@@ -77,6 +77,21 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
     return runtime
 
 
+def open_connections(redis: Redis, count: int) -> None:
+    """Open ``count`` connections of ``redis``'s pool now, before any job needs them.
+
+    A gevent worker's jobs each hold a connection while they publish, and the pool opens one only
+    when every open one is busy. Opening one (connect, the client's introductions) takes several
+    round trips and greenlet switches, so a moment that needed 60 more at once held those events
+    back 50-180 ms (the after-the-burst stalls of ``bench latency``, docs/performance.md). Opened
+    here, at start-up, they cost nobody's event.
+    """
+    pool = redis.connection_pool
+    opened = [pool.get_connection() for _ in range(count)]
+    for connection in opened:
+        pool.release(connection)
+
+
 def current_runtime() -> Runtime:
     return runtime_of(current_app)
 

@@ -8,9 +8,11 @@ for ``app`` first, so that name is the Celery app; the Flask app is ``flask_app`
 from typing import Any
 
 from celery import Celery, signals
+from gevent import monkey
 
 from jobcast.app import create_app
 from jobcast.heap import freeze_startup_objects
+from jobcast.runtime import open_connections, runtime_of
 
 flask_app = create_app()
 app: Celery = flask_app.extensions["celery"]
@@ -23,3 +25,12 @@ def _freeze_startup_objects(**_: Any) -> None:
     """Before the pool starts (prefork children inherit the frozen objects, and their pages stay
     shared), and once the worker is ready (the gevent pool runs in this process)."""
     freeze_startup_objects()
+
+
+@signals.worker_ready.connect
+def _open_redis_connections(**_: Any) -> None:
+    """The gevent pool runs up to ``io_concurrency`` jobs in this process, each needing a Redis
+    connection of its own while it publishes: open them before the first job arrives."""
+    if monkey.is_module_patched("socket"):
+        runtime = runtime_of(flask_app)
+        open_connections(runtime.redis, runtime.settings.io_concurrency)
