@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     web_threads: int = Field(500, ge=4, le=10000)
     # API requests one web process works on at once (Socket.IO connections do not count): the
     # rest wait their turn, so a burst of requests cannot delay live events (bulkhead.py).
-    web_api_concurrency: int = Field(8, ge=1, le=10000)
+    web_api_concurrency: int = Field(2, ge=1, le=10000)
     db_pool_size: int = Field(10, ge=1, le=1000)
     db_max_overflow: int = Field(40, ge=0, le=10000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
