@@ -58,13 +58,7 @@ def test_the_start_returns_and_stores_what_core_reads_back(ctx: int) -> None:
 
 
 def _submission(owner_id: int) -> dict[str, Any]:
-    job_id, now = str(uuid.uuid4()), lifecycle.utcnow()
-    return {
-        **{name: None for name in service._SUBMITTED},
-        **{"id": job_id, "owner_id": owner_id, "type": "demo.steps", "params": {"steps": 1}},
-        **{"celery_task_id": job_id, "status": states.QUEUED, "progress": 0.0, "attempts": 0},
-        **{"created_at": now, "updated_at": now},
-    }
+    return service._new_row(owner_id, "demo.steps", {"steps": 1}, None, None, None)
 
 
 def test_the_submit_insert_stores_what_the_model_would_and_returns_it(ctx: int) -> None:

@@ -132,23 +132,7 @@ def submit(
         original = _replay(owner_id, idempotency_key, request_hash)
         if original is not None:
             return original, True
-    job_id = str(uuid.uuid4())
-    now = utcnow()
-    values = {
-        "id": job_id,
-        "owner_id": owner_id,
-        "type": job_type.name,
-        "params": params,
-        "celery_task_id": job_id,
-        "request_id": request_id,
-        "idempotency_key": idempotency_key,
-        "request_hash": request_hash,
-        "status": states.QUEUED,
-        "progress": 0.0,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = _new_row(owner_id, job_type.name, params, request_id, idempotency_key, request_hash)
     cap = current_runtime().settings.max_active_jobs
     try:
         row = _INSERT_UNDER_CAP.run(db.engine, {**values, "cap": cap})
@@ -183,6 +167,34 @@ def submit(
         _undo(job)
         raise
     return job, False
+
+
+def _new_row(
+    owner_id: int,
+    type_name: str,
+    params: dict[str, Any],
+    request_id: str | None,
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> dict[str, Any]:
+    """A new job's ``_SUBMITTED`` values, with what the model would default given explicitly."""
+    job_id = str(uuid.uuid4())
+    now = utcnow()
+    return {
+        "id": job_id,
+        "owner_id": owner_id,
+        "type": type_name,
+        "params": params,
+        "celery_task_id": job_id,
+        "request_id": request_id,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "status": states.QUEUED,
+        "progress": 0.0,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _request_hash(job_type: JobType, params: dict[str, Any]) -> str:
