@@ -30,7 +30,7 @@ from sqlalchemy.orm.util import identity_key
 
 from jobcast import rows
 from jobcast.auth.models import User
-from jobcast.errors import ApiError, Unauthorized, problem_response
+from jobcast.errors import ApiError, Unauthorized, api_error_response
 from jobcast.extensions import db, jwt
 from jobcast.runtime import current_runtime
 
@@ -74,9 +74,14 @@ def user_from_token(view: Callable[P, R]) -> Callable[P, R]:
     return marked
 
 
+def _refused(detail: str) -> Unauthorized:
+    """The 401 of every token problem, with the challenge RFC 6750 asks for."""
+    return Unauthorized(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
 def unknown_user() -> Unauthorized:
     """The 401 of a valid token whose user no longer exists."""
-    return Unauthorized("unknown user", headers={"WWW-Authenticate": "Bearer"})
+    return _refused("unknown user")
 
 
 def _revoked_key(jti: str) -> str:
@@ -180,20 +185,14 @@ def init_tokens(app: Flask) -> None:
     """Answer every token problem with 401 problem+json (Flask-JWT-Extended's default is 422)."""
 
     def unauthorized(detail: str) -> Response:
-        return problem_response(
-            401,
-            "unauthorized",
-            "Authentication required",
-            detail,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return api_error_response(_refused(detail))
 
     jwt.unauthorized_loader(lambda reason: unauthorized(reason))
     jwt.invalid_token_loader(lambda reason: unauthorized(f"invalid token: {reason}"))
     jwt.expired_token_loader(lambda _h, _p: unauthorized("token expired"))
     jwt.revoked_token_loader(lambda _h, _p: unauthorized("token revoked"))
     jwt.needs_fresh_token_loader(lambda _h, _p: unauthorized("fresh token required"))
-    jwt.user_lookup_error_loader(lambda _h, _p: unauthorized("unknown user"))
+    jwt.user_lookup_error_loader(lambda _h, _p: api_error_response(unknown_user()))
     jwt.token_verification_failed_loader(lambda _h, _p: unauthorized("token rejected"))
 
     @jwt.token_in_blocklist_loader
