@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from jobcast.errors import ValidationFailed
-from jobcast.jobs.service import decode_cursor, encode_cursor
+from jobcast.jobs.cursor import decode_cursor, encode_cursor
 
 
 def _job(created_at: datetime, job_id: str | None = None) -> Any:

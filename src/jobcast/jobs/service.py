@@ -13,8 +13,6 @@ sent, and no second commit marks the row (the sweeper writes the mark when it lo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -45,6 +43,7 @@ from jobcast.errors import (
 )
 from jobcast.extensions import db
 from jobcast.jobs import lifecycle, states
+from jobcast.jobs.cursor import decode_cursor, encode_cursor
 from jobcast.jobs.driver import DriverStatement
 from jobcast.jobs.models import Job
 from jobcast.jobs.registry import JobType
@@ -362,33 +361,6 @@ def list_owned(
     )
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
-
-
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        uuid.UUID(job_id)
-        created_at = datetime.fromisoformat(created)
-        if created_at.tzinfo is None:
-            raise ValueError("naive")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(
-            "invalid cursor",
-            errors=[
-                {
-                    "field": "cursor",
-                    "message": "not a cursor this API returned",
-                    "type": "value_error",
-                }
-            ],
-        ) from None
-    return created_at, job_id
 
 
 def to_dict(job: Job) -> dict[str, Any]:
