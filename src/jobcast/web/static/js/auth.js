@@ -46,3 +46,6 @@ form.addEventListener("submit", async (event) => {
     form.removeAttribute("aria-busy");
   }
 });
+// The button stays disabled until the handler above is bound: a click before this module ran
+// would submit the form natively, reloading the page instead of signing in.
+form.querySelector("button[type=submit]").disabled = false;
