@@ -233,6 +233,30 @@ def test_csv_has_a_header_and_utc_times(tmp_path: Path) -> None:
     assert [line[0] for line in lines[1:]] == ["1", "2", "3"]
 
 
+#: Text a spreadsheet would run as a formula, and text that only contains such characters.
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_csv_text_that_a_spreadsheet_would_run_is_written_inert(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "orders.csv"
+    row = (1, ROW[1], text, "north", text, 2, 150, 300, "paid")
+    exports.write_csv(path, [[row]])
+    with path.open(newline="") as f:
+        line = list(csv.reader(f))[1]
+    assert line[2] == line[4] == "'" + text
+    assert line[5:] == ["2", "150", "300", "paid"]
+
+
+def test_csv_text_with_formula_characters_inside_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    row = (1, ROW[1], "a=b", "north", "x+y@z", 2, 150, 300, "paid")
+    exports.write_csv(path, [[row]])
+    with path.open(newline="") as f:
+        line = list(csv.reader(f))[1]
+    assert (line[2], line[4]) == ("a=b", "x+y@z")
+
+
 def _write_rust(path: Path, batches: Iterable[Batch]) -> int:
     batches = list(batches)
     return exports.write_xlsx_rust(path, batches, sum(len(b) for b in batches))
@@ -268,6 +292,18 @@ def test_xlsx_starts_a_new_sheet_when_one_is_full(
     for name in book.sheetnames:
         assert book[name]["A1"].font.b and book[name]["B2"].number_format.startswith("yyyy")
         assert book[name].freeze_panes == "A2"
+
+
+@pytest.mark.parametrize("write", WRITERS)
+def test_workbook_text_that_looks_like_a_formula_stays_text(tmp_path: Path, write: Writer) -> None:
+    path = tmp_path / "orders.xlsx"
+    formulas = [text for text in FORMULAS if text[0] in "=+-@"]  # (XML escapes \r as _x000D_)
+    rows = [
+        [(n, ROW[1], text, "north", text, 2, 150, 300, "paid")] for n, text in enumerate(formulas)
+    ]
+    write(path, rows)
+    cells = [row[2] for row in openpyxl.load_workbook(path)["Orders"].iter_rows(min_row=2)]
+    assert [(cell.value, cell.data_type) for cell in cells] == [(t, "s") for t in formulas]
 
 
 @pytest.mark.parametrize("write", WRITERS)

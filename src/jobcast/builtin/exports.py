@@ -111,6 +111,10 @@ _TIMESTAMP_FORMAT = "yyyy-mm-dd hh:mm:ss"
 #: Excel stores a time as days since this (naive) epoch.
 _EXCEL_EPOCH = datetime(1899, 12, 30)
 _ONE_DAY = timedelta(days=1)
+#: A CSV cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV
+#: injection"); such text is written behind a ``'``. The workbooks need nothing: their strings
+#: are never formulas.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _whole_day(value: Any) -> Any:
@@ -264,13 +268,30 @@ def _driver_rows(conn: Connection, query: Select[Any]) -> Iterator[Batch]:
 
 
 def write_csv(path: Path, batches: Iterable[Batch]) -> int:
-    """Write a header and the rows to ``path``; returns the number of rows."""
-    rows, parse = 0, datetime.fromisoformat
+    """Write a header and the rows to ``path``; returns the number of rows.
+
+    The free-text columns (customer, product) are written inert: a spreadsheet opening the file
+    must not run ``=HYPERLINK(...)`` that somebody typed as a customer name. Inline, because a
+    call per cell would cost a tenth of the export.
+    """
+    rows, parse, danger = 0, datetime.fromisoformat, FORMULA_START
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         for batch in batches:
-            writer.writerows([(r[0], parse(r[1]).isoformat() + "Z", *r[2:]) for r in batch])
+            writer.writerows(
+                [
+                    (
+                        r[0],
+                        parse(r[1]).isoformat() + "Z",
+                        "'" + r[2] if r[2].startswith(danger) else r[2],
+                        r[3],
+                        "'" + r[4] if r[4].startswith(danger) else r[4],
+                        *r[5:],
+                    )
+                    for r in batch
+                ]
+            )
             rows += len(batch)
     return rows
 
