@@ -34,7 +34,8 @@ from sqlalchemy.engine import make_url
 
 from bench.common import local_stack, log_errors, machine, positive, say, signup, table
 from bench.procfs import RssSampler
-from jobcast.builtin.exports import COLUMNS, SHEET_ROWS, ExportParams, select_orders
+from jobcast.builtin.exports import COLUMNS, SHEET_ROWS, ExportParams
+from jobcast.builtin.filters import select_orders
 from jobcast.builtin.models import Order
 
 KINDS = ("csv", "xlsx")

@@ -1,4 +1,5 @@
-"""The export filters and writers without servers: params, the SQL they make, the files."""
+"""The order filters and the export writers without servers: params, the SQL they make, the
+files."""
 
 from __future__ import annotations
 
@@ -17,15 +18,9 @@ from sqlalchemy import Engine, create_engine, insert
 from sqlalchemy.pool import StaticPool
 
 from jobcast.auth.models import User
-from jobcast.builtin import exports
-from jobcast.builtin.exports import (
-    COLUMNS,
-    Batch,
-    ExportParams,
-    OrderFilter,
-    Region,
-    select_orders,
-)
+from jobcast.builtin import exports, filters
+from jobcast.builtin.exports import COLUMNS, Batch, ExportParams
+from jobcast.builtin.filters import OrderFilter, Region, select_orders
 from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order
 from jobcast.errors import ConfigError, JobCancelled, TransientJobError
 from jobcast.extensions import db
@@ -33,7 +28,7 @@ from jobcast.extensions import db
 
 def test_the_literal_types_list_exactly_the_models_values() -> None:
     assert get_args(Region) == REGIONS
-    assert get_args(exports.OrderStatus) == ORDER_STATUSES
+    assert get_args(filters.OrderStatus) == ORDER_STATUSES
 
 
 # --- params ---------------------------------------------------------------------------------

@@ -2,8 +2,7 @@
 
 A million rows must fit in a worker's memory budget, so rows are never all in memory: they are
 counted first (for progress), then streamed on a connection of their own in batches of
-``BATCH`` and written as they arrive. ``OrderFilter`` and ``select_orders`` are the one place
-the filters become SQL; ``report.xlsx`` and ``users.process`` build their queries on them too.
+``BATCH`` and written as they arrive. Which orders is ``builtin.filters``' business.
 
 The writers do per row only what a bare csv or xlsxwriter loop would: rows come as the
 driver's plain tuples (SQLAlchemy compiles, binds and opens the cursor, but building its
@@ -17,41 +16,29 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import xlsxwriter
 from flask import current_app
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
-from sqlalchemy import ColumnElement, Connection, Select, String, cast, func, select
+from pydantic import Field
+from sqlalchemy import Connection, Select, String, cast, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import Order
 from jobcast.config import Settings
 from jobcast.errors import ConfigError, TransientJobError
 from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.registry import job
-
-# Literal types need the values spelled out; tests/unit/test_exports.py checks that they are
-# exactly models.REGIONS and models.ORDER_STATUSES.
-Region = Literal["north", "south", "east", "west"]
-OrderStatus = Literal["pending", "paid", "shipped", "refunded"]
 
 #: Rows fetched per round trip and written between progress calls.
 BATCH = 5_000
@@ -64,7 +51,6 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Batch = Sequence[Sequence[Any]]
 
 _ORDERS = Order.__table__
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class _TimestampText(FunctionElement[str]):
@@ -117,104 +103,12 @@ _ONE_DAY = timedelta(days=1)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _whole_day(value: Any) -> Any:
-    """Keep a bare ``YYYY-MM-DD`` a date (a whole day); pydantic would read it as midnight."""
-    if isinstance(value, str) and _DAY.fullmatch(value.strip()):
-        return date.fromisoformat(value.strip())
-    return value
-
-
-_EARLIEST, _LATEST = date(1900, 1, 1), date(9998, 12, 31)
-
-
-def _utc(value: date | datetime) -> date | datetime:
-    """A datetime without an offset means UTC, as every timestamp of the API does.
-
-    Bounds are kept to years 1900-9998 so a day added or an offset removed never leaves the
-    calendar (which would fail the job later instead of the request now).
-    """
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        day = value.astimezone(UTC).date() if isinstance(value, datetime) else value
-    except OverflowError:
-        day = None
-    if day is None or not _EARLIEST <= day <= _LATEST:
-        raise ValueError(f"must fall between {_EARLIEST} and {_LATEST} (UTC)")
-    return value
-
-
-DateOrInstant = Annotated[datetime | date, BeforeValidator(_whole_day), AfterValidator(_utc)]
-
-
-def _lower_bound(value: date | datetime) -> datetime:
-    """The first instant ``value`` covers: midnight UTC for a date, itself for a datetime."""
-    if isinstance(value, datetime):
-        return value
-    return datetime.combine(value, time(), UTC)
-
-
-def _upper_bound(value: date | datetime) -> datetime:
-    """The first instant after ``value``: next midnight for a date, +1 µs for a datetime.
-
-    Both bounds then make one half-open range ``[from, to)`` whether the caller gave days or
-    instants; a microsecond is the resolution of both SQLite (as stored) and PostgreSQL.
-    """
-    if isinstance(value, datetime):
-        return value + timedelta(microseconds=1)
-    return _lower_bound(value) + timedelta(days=1)
-
-
-class OrderFilter(BaseModel):
-    """Which of the caller's orders a job reads; a date bound includes its whole day (UTC)."""
-
-    model_config = {"extra": "forbid"}
-
-    region: Region | None = Field(default=None, description="Only orders of this region.")
-    status: OrderStatus | None = Field(default=None, description="Only orders in this status.")
-    created_from: DateOrInstant | None = Field(
-        default=None, description="Orders created at or after this date (UTC) or instant."
-    )
-    created_to: DateOrInstant | None = Field(
-        default=None, description="Orders created on or before this date (UTC) or instant."
-    )
-    min_total_cents: int | None = Field(
-        default=None, ge=0, description="Only orders whose total is at least this."
-    )
-
-    @field_validator("created_to")
-    @classmethod
-    def _not_before_from(
-        cls, value: date | datetime | None, info: ValidationInfo
-    ) -> date | datetime | None:
-        start = info.data.get("created_from")
-        if value is not None and start is not None and _lower_bound(start) >= _upper_bound(value):
-            raise ValueError("created_to must not be before created_from")
-        return value
-
-
 class ExportParams(OrderFilter):
     """The filters plus how many rows to export at most (the first, by id)."""
 
     limit: int | None = Field(
         default=None, ge=1, le=5_000_000, description="Export at most this many rows."
     )
-
-
-def select_orders(owner_id: int, filters: OrderFilter, *columns: Any) -> Select[Any]:
-    """``SELECT columns FROM orders WHERE`` the owner's orders matching ``filters``."""
-    conditions: list[ColumnElement[bool]] = [_ORDERS.c.user_id == owner_id]
-    if filters.region is not None:
-        conditions.append(_ORDERS.c.region == filters.region)
-    if filters.status is not None:
-        conditions.append(_ORDERS.c.status == filters.status)
-    if filters.created_from is not None:
-        conditions.append(_ORDERS.c.created_at >= _lower_bound(filters.created_from))
-    if filters.created_to is not None:
-        conditions.append(_ORDERS.c.created_at < _upper_bound(filters.created_to))
-    if filters.min_total_cents is not None:
-        conditions.append(_ORDERS.c.total_cents >= filters.min_total_cents)
-    return select(*columns).select_from(_ORDERS).where(*conditions)
 
 
 @contextmanager
@@ -271,29 +165,23 @@ def write_csv(path: Path, batches: Iterable[Batch]) -> int:
     """Write a header and the rows to ``path``; returns the number of rows.
 
     The free-text columns (customer, product) are written inert: a spreadsheet opening the file
-    must not run ``=HYPERLINK(...)`` that somebody typed as a customer name. Inline, because a
-    call per cell would cost a tenth of the export.
+    must not run ``=HYPERLINK(...)`` that somebody typed as a customer name.
     """
-    rows, parse, danger = 0, datetime.fromisoformat, FORMULA_START
+    rows, parse = 0, datetime.fromisoformat
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         for batch in batches:
             writer.writerows(
-                [
-                    (
-                        r[0],
-                        parse(r[1]).isoformat() + "Z",
-                        "'" + r[2] if r[2].startswith(danger) else r[2],
-                        r[3],
-                        "'" + r[4] if r[4].startswith(danger) else r[4],
-                        *r[5:],
-                    )
-                    for r in batch
-                ]
-            )
+                [(r[0], parse(r[1]).isoformat() + "Z", _inert(r[2]), r[3], _inert(r[4]), *r[5:])
+                 for r in batch]
+            )  # fmt: skip
             rows += len(batch)
     return rows
+
+
+def _inert(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def write_xlsx(path: Path, batches: Iterable[Batch]) -> int:

@@ -21,7 +21,8 @@ from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_range, xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from jobcast.builtin.exports import XLSX_TYPE, OrderFilter, select_orders
+from jobcast.builtin.exports import XLSX_TYPE
+from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import Order
 from jobcast.builtin.stats import Breakdown, Totals, order_breakdown
 from jobcast.dbtypes import utcnow

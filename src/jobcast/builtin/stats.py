@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobcast.builtin.exports import OrderFilter, select_orders
+from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order, UserStats
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobError
