@@ -19,18 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from celery import Celery
 from redis import Redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from bench.common import local_stack, machine, positive, say, signup, table
 from bench.noop import BARE_KEYS
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with local_stack("overhead", env_overrides=env, worker_pools=(), keep=args.keep) as stack:
         assert stack.redis_url is not None
         token = signup(stack.base_url, f"overhead-{uuid.uuid4().hex[:6]}@example.com")
-        database = stack.root / "jobcast.db"
+        database = create_engine(
+            stack.database_url or f"sqlite:///{stack.root / 'jobcast.db'}", poolclass=NullPool
+        )
         sender = Celery("bench-sender", broker=stack.redis_url)
         redis = Redis.from_url(stack.redis_url, decode_responses=True)
         for index in range(args.rounds):
@@ -144,7 +147,7 @@ async def _submit(base_url: str, token: str, jobs: int, parallel: int = 20) -> N
 
 
 def _wait(
-    kind: str, database: Path, redis: Redis, total: int, jobs: int, cpu: Callable[[], float]
+    kind: str, database: Engine, redis: Redis, total: int, jobs: int, cpu: Callable[[], float]
 ) -> tuple[float, float | None]:
     """Seconds between the first start and the last finish of this round's jobs, and the
     worker's CPU milliseconds per job while they ran (from the first poll that saw jobs done
@@ -158,10 +161,13 @@ def _wait(
             done = int(redis.get(count) or 0)
             total = jobs
         else:
-            with sqlite3.connect(database) as db:
+            with database.connect() as db:
                 done = db.execute(
-                    "SELECT count(*) FROM jobs WHERE type = 'bench.noop' AND status = 'succeeded'"
-                ).fetchone()[0]
+                    text(
+                        "SELECT count(*) FROM jobs"
+                        " WHERE type = 'bench.noop' AND status = 'succeeded'"
+                    )
+                ).scalar_one()
         if done >= total:
             steady = None
             if first is not None and done > first[0]:
@@ -174,17 +180,22 @@ def _wait(
     raise TimeoutError(f"{kind}: not all {jobs} jobs ran in 300 s")
 
 
-def _window(database: Path, jobs: int) -> float:
-    with sqlite3.connect(database) as db:
+def _window(database: Engine, jobs: int) -> float:
+    with database.connect() as db:
         rows = db.execute(
-            "SELECT started_at, finished_at FROM jobs WHERE type = 'bench.noop'"
-            " ORDER BY created_at DESC LIMIT ?",
-            (jobs,),
-        ).fetchall()
+            text(
+                "SELECT started_at, finished_at FROM jobs WHERE type = 'bench.noop'"
+                " ORDER BY created_at DESC LIMIT :jobs"
+            ),
+            {"jobs": jobs},
+        ).all()
     started = min(_when(s) for s, _ in rows)
     finished = max(_when(f) for _, f in rows)
     return finished - started
 
 
 def _when(value: Any) -> float:
-    return datetime.fromisoformat(str(value)).timestamp()
+    """Seconds since the epoch of a stored UTC time: text from SQLite, a datetime from
+    PostgreSQL."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
