@@ -116,6 +116,7 @@ PRODUCTION_OK = {
         ({"debug": True}, "JOBCAST_DEBUG"),
         ({"cors_origins": "https://app.example.com,*"}, "JOBCAST_CORS_ORIGINS"),
         ({"rate_limits": False}, "JOBCAST_RATE_LIMITS"),
+        ({"jwt_secret_key": "s" * 32}, "must differ"),
     ],
 )
 def test_production_refuses_unsafe_settings(change: dict[str, object], named: str) -> None:
