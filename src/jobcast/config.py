@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     limit_submit_user: str = "120/minute"
     max_active_jobs: int = Field(100, ge=1, le=100_000)
     max_sockets_per_user: int = Field(20, ge=1, le=10_000)
+    max_streams_per_user: int = Field(20, ge=1, le=10_000)
     socket_max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Engine.IO heartbeats: the server pings every interval and drops a client that has not
     # answered within the timeout. Keep the interval under any proxy's idle timeout.

@@ -1,6 +1,6 @@
 """Abuse limits on a stack that enforces them (the shared test stack turns rate limits off):
-login, registration and submission rates, the active-job cap, socket caps, and sockets whose
-token dies while they are open."""
+login, registration and submission rates, the active-job cap, socket and event-stream caps, and
+sockets whose token dies while they are open."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "JOBCAST_LIMIT_SUBMIT_USER": "5/minute",
             "JOBCAST_MAX_ACTIVE_JOBS": "3",
             "JOBCAST_MAX_SOCKETS_PER_USER": "2",
+            "JOBCAST_MAX_STREAMS_PER_USER": "2",
             "JOBCAST_SOCKET_AUTH_CHECK_SECONDS": "0.5",
             "JOBCAST_SOCKET_MAX_MESSAGE_BYTES": "4096",
             "JOBCAST_IO_CONCURRENCY": "20",
@@ -59,10 +60,11 @@ def _user(stack: Stack) -> Api:
     )
 
 
-def _assert_rate_limited(response: Any) -> None:
+def _assert_rate_limited(response: Any) -> dict[str, Any]:
     body = assert_problem(response, 429)
     assert body["type"].endswith("/rate-limited")
     assert int(response.headers["Retry-After"]) > 0
+    return body
 
 
 def test_registrations_per_address_are_limited(guarded: Stack) -> None:
@@ -215,6 +217,38 @@ def test_behind_a_trusted_proxy_limits_count_the_forwarded_client(guarded: Stack
     first = f"10.9.{uuid.uuid4().int % 250}.1"
     assert [attempt(first), attempt(first), attempt(first)] == [401, 401, 429]
     assert attempt(first.replace(".1", ".2")) == 401
+
+
+def test_event_streams_per_user_are_capped(guarded: Stack) -> None:
+    """A third stream is refused while two are open, for that user only; a closed stream
+    frees its place."""
+    user, other = _user(guarded), _user(guarded)
+    job = user.submit("demo.steps", {"steps": 300, "step_ms": 100})
+    url = f"/api/v1/jobs/{job['id']}/events"
+
+    def opened() -> Any:
+        stream = user.get(url, stream=True)
+        assert stream.status_code == 200
+        return stream
+
+    first, second = opened(), opened()
+    refused = user.get(url)
+    body = _assert_rate_limited(refused)
+    assert body["detail"] == "too many open event streams for this user (at most 2)"
+    other_job = other.submit("demo.steps", {"steps": 300, "step_ms": 100})
+    with other.get(f"/api/v1/jobs/{other_job['id']}/events", stream=True) as theirs:
+        assert theirs.status_code == 200
+    first.close()
+    deadline = time.monotonic() + 10
+    while (third := user.get(url, stream=True)).status_code == 429:
+        third.close()
+        assert time.monotonic() < deadline, "a closed stream never gave its place back"
+        time.sleep(0.2)
+    assert third.status_code == 200
+    third.close()
+    second.close()
+    user.post(f"/api/v1/jobs/{job['id']}/cancel")
+    other.post(f"/api/v1/jobs/{other_job['id']}/cancel")
 
 
 def test_logout_ends_the_sessions_event_streams(guarded: Stack) -> None:

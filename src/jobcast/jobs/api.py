@@ -150,13 +150,14 @@ def cancel(job_id: str) -> tuple[Response, int]:
             events=STREAM_EVENTS,
         )
     },
-    errors=(404,),
+    errors=(404, 429),
 )
 @jwt_required()
 def events(job_id: str) -> Response:
     """Server-Sent Events: the job's history after Last-Event-ID, then live, until it ends."""
     job = service.get_owned(current_user.id, job_id)
-    return sse_response(job.id, last_event_id(request.headers.get("Last-Event-ID")), get_jwt())
+    after = last_event_id(request.headers.get("Last-Event-ID"))
+    return sse_response(job.id, after, current_user.id, get_jwt())
 
 
 @bp.get("/jobs/<job_id>/result")

@@ -2,19 +2,23 @@
 
 Read straight from the job's durable event log (Redis Streams, XREAD BLOCK), so an SSE client
 gets exactly what a Socket.IO client gets, in order, and ``Last-Event-ID`` resumes after a
-reconnect with nothing lost or repeated.
+reconnect with nothing lost or repeated. Each open stream holds a greenlet (or thread) and a
+blocking Redis read, so a user may hold at most ``max_streams_per_user`` of them per web
+process, as with sockets.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response, current_app, stream_with_context
 
 from jobcast.auth.tokens import is_revoked
+from jobcast.errors import TooManyRequests
 from jobcast.extensions import db
 from jobcast.jobs import states
 from jobcast.jobs.models import Job
@@ -32,10 +36,41 @@ def last_event_id(header: str | None) -> int:
     return min(max(seq, 0), 2**63 - 1)  # a Redis stream id's parts are 64-bit
 
 
-def sse_response(job_id: str, after_seq: int, claims: dict[str, Any]) -> Response:
-    """The stream for one job, for the holder of the access token with ``claims``: it ends
-    (after an ``auth.expired`` or ``auth.revoked`` event) when that token stops being valid."""
+class StreamSlots:
+    """How many event streams each user has open in this web process."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user_id: int, most: int) -> bool:
+        """One more stream for ``user_id``; False when they already hold ``most``."""
+        with self._lock:
+            held = self._held.get(user_id, 0)
+            if held >= most:
+                return False
+            self._held[user_id] = held + 1
+            return True
+
+    def give_back(self, user_id: int) -> None:
+        with self._lock:
+            left = self._held.pop(user_id, 1) - 1
+            if left:
+                self._held[user_id] = left
+
+
+def _slots() -> StreamSlots:
+    return current_app.extensions.setdefault("jobcast.sse_streams", StreamSlots())
+
+
+def sse_response(job_id: str, after_seq: int, user_id: int, claims: dict[str, Any]) -> Response:
+    """The stream for one job, for ``user_id`` holding the access token with ``claims``: it
+    ends (after an ``auth.expired`` or ``auth.revoked`` event) when that token stops being
+    valid. TooManyRequests when the user already has their streams open here."""
     rt = current_runtime()
+    slots, most = _slots(), rt.settings.max_streams_per_user
+    if not slots.take(user_id, most):
+        raise TooManyRequests(f"too many open event streams for this user (at most {most})")
     block_ms = int(rt.settings.sse_keepalive_seconds * 1000)
     check_every = rt.settings.socket_auth_check_seconds
 
@@ -74,8 +109,12 @@ def sse_response(job_id: str, after_seq: int, claims: dict[str, Any]) -> Respons
                     return
                 yield ": keep-alive\n\n"
 
-    return Response(
+    response = Response(
         stream_with_context(stream()),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    # On close, not in the generator's finally: a response never iterated (the client gone
+    # before the first byte) closes without running it.
+    response.call_on_close(lambda: slots.give_back(user_id))
+    return response
