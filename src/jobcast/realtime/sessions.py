@@ -40,6 +40,30 @@ class SocketAuth:
         return {"jti": self.jti, "fam": self.family}
 
 
+class PerUserCount:
+    """How many of something (sockets, event streams) each user holds in this process; kept as
+    a running count, so taking one costs the same however many are held."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user_id: int, most: int) -> bool:
+        """One more for ``user_id``; False when they already hold ``most``."""
+        with self._lock:
+            held = self._held.get(user_id, 0)
+            if held >= most:
+                return False
+            self._held[user_id] = held + 1
+            return True
+
+    def give_back(self, user_id: int) -> None:
+        with self._lock:
+            left = self._held.pop(user_id, 1) - 1
+            if left:
+                self._held[user_id] = left
+
+
 class SocketSessions:
     def __init__(self, socketio: SocketIO, redis: Redis, *, per_user: int, every: float) -> None:
         self.socketio = socketio
@@ -47,19 +71,16 @@ class SocketSessions:
         self.per_user = per_user
         self.every = every
         self._sockets: dict[str, SocketAuth] = {}
-        # Counted, not summed over _sockets: a connect must not cost O(sockets held).
-        self._per_user_count: dict[int, int] = {}
+        self._per_user = PerUserCount()
         self._lock = threading.Lock()
         self._watching = False
 
     def add(self, sid: str, user_id: int, claims: dict[str, Any]) -> bool:
         """Register a socket; False when its user already has ``per_user`` here."""
+        if not self._per_user.take(user_id, self.per_user):
+            return False
         with self._lock:
-            held = self._per_user_count.get(user_id, 0)
-            if held >= self.per_user:
-                return False
             self._sockets[sid] = SocketAuth.of(user_id, claims)
-            self._per_user_count[user_id] = held + 1
             if not self._watching:
                 self._watching = True
                 self.socketio.start_background_task(self._watch)
@@ -68,13 +89,8 @@ class SocketSessions:
     def remove(self, sid: str) -> None:
         with self._lock:
             auth = self._sockets.pop(sid, None)
-            if auth is None:
-                return
-            left = self._per_user_count[auth.user_id] - 1
-            if left:
-                self._per_user_count[auth.user_id] = left
-            else:
-                del self._per_user_count[auth.user_id]
+        if auth is not None:
+            self._per_user.give_back(auth.user_id)
 
     def user_of(self, sid: str) -> int | None:
         found = self._sockets.get(sid)

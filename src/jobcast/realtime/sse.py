@@ -10,7 +10,6 @@ process, as with sockets.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from jobcast.errors import TooManyRequests
 from jobcast.extensions import db
 from jobcast.jobs import states
 from jobcast.jobs.models import Job
+from jobcast.realtime.sessions import PerUserCount
 from jobcast.runtime import current_runtime
 
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
@@ -36,31 +36,8 @@ def last_event_id(header: str | None) -> int:
     return min(max(seq, 0), 2**63 - 1)  # a Redis stream id's parts are 64-bit
 
 
-class StreamSlots:
-    """How many event streams each user has open in this web process."""
-
-    def __init__(self) -> None:
-        self._held: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def take(self, user_id: int, most: int) -> bool:
-        """One more stream for ``user_id``; False when they already hold ``most``."""
-        with self._lock:
-            held = self._held.get(user_id, 0)
-            if held >= most:
-                return False
-            self._held[user_id] = held + 1
-            return True
-
-    def give_back(self, user_id: int) -> None:
-        with self._lock:
-            left = self._held.pop(user_id, 1) - 1
-            if left:
-                self._held[user_id] = left
-
-
-def _slots() -> StreamSlots:
-    return current_app.extensions.setdefault("jobcast.sse_streams", StreamSlots())
+def _open_streams() -> PerUserCount:
+    return current_app.extensions.setdefault("jobcast.sse_streams", PerUserCount())
 
 
 def sse_response(job_id: str, after_seq: int, user_id: int, claims: dict[str, Any]) -> Response:
@@ -68,7 +45,7 @@ def sse_response(job_id: str, after_seq: int, user_id: int, claims: dict[str, An
     ends (after an ``auth.expired`` or ``auth.revoked`` event) when that token stops being
     valid. TooManyRequests when the user already has their streams open here."""
     rt = current_runtime()
-    slots, most = _slots(), rt.settings.max_streams_per_user
+    slots, most = _open_streams(), rt.settings.max_streams_per_user
     if not slots.take(user_id, most):
         raise TooManyRequests(f"too many open event streams for this user (at most {most})")
     block_ms = int(rt.settings.sse_keepalive_seconds * 1000)
