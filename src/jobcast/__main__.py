@@ -1,3 +1,3 @@
 from jobcast.cli import main
 
-main()
+main(prog_name="jobcast")

@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask
 
+from jobcast.cli_errors import JobcastGroup, check_database, check_redis
 from jobcast.config import Settings, load_settings, unsafe_for_production
 from jobcast.errors import ConfigError
 from jobcast.jobs.registry import QUEUES
-from jobcast.procs import Supervisor, free_port, redis_server_command, wait_for_port
+from jobcast.procs import (
+    NO_PARENT_DEATH_SIGNAL,
+    ChildExited,
+    NotReady,
+    StopRequested,
+    Supervisor,
+    free_port,
+    port_taken,
+    redis_server_command,
+    redis_unreachable,
+    without_password,
+)
 
 DEMO_EMAIL = "demo@example.com"
 
 
-@click.group()
-def main() -> None:
+@click.group(
+    cls=JobcastGroup,
+    # web hands over to gunicorn, whose failures this process would never see.
+    preflight={"web": (check_database, check_redis)},
+)
+@click.version_option(package_name="jobcast", prog_name="jobcast")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show an error's traceback instead of one line (also JOBCAST_DEBUG=true).",
+)
+def main(debug: bool) -> None:
     """jobcast: background jobs for Flask with live progress."""
 
 
@@ -182,39 +205,107 @@ def check() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-def dev(host: str, port: int) -> None:
-    """Run everything on this machine: embedded Redis, SQLite, web, workers, beat."""
+@click.option(
+    "--redis-port",
+    type=int,
+    help="Port of the embedded Redis  [default: a free one]; unused with JOBCAST_REDIS_URL.",
+)
+@click.option(
+    "--ready-timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds to wait for /readyz to answer 200 before stopping everything.",
+)
+def dev(host: str, port: int, redis_port: int | None, ready_timeout: float) -> None:
+    """Run everything on this machine: embedded Redis, SQLite, web, workers, beat.
+
+    Prints the URL once /readyz answers 200, and the Redis URL (also in instance/redis-url.txt).
+    Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop every process it started; on Linux they
+    go even when this one is killed.
+    """
+    given_redis = os.environ.get("JOBCAST_REDIS_URL")
+    if problem := port_taken(host, port):
+        raise click.ClickException(f"{problem} (another jobcast dev?); stop it or pass --port")
+    if given_redis is not None:
+        if problem := redis_unreachable(given_redis):
+            raise click.ClickException(
+                f"JOBCAST_REDIS_URL {without_password(given_redis)} {problem}: start that "
+                "Redis, or unset JOBCAST_REDIS_URL and jobcast dev starts its own"
+            )
+    elif redis_port is not None and (problem := port_taken("127.0.0.1", redis_port)):
+        raise click.ClickException(f"{problem}; stop it or pass another --redis-port")
+    if NO_PARENT_DEATH_SIGNAL:
+        click.echo(f"jobcast: note: {NO_PARENT_DEATH_SIGNAL}", err=True)
+
     instance = Path("instance").resolve()
     instance.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.setdefault("JOBCAST_ENV", "development")
     env.setdefault("JOBCAST_DATABASE_URL", f"sqlite:///{instance / 'jobcast.db'}")
     env.setdefault("JOBCAST_STORAGE_DIR", str(instance / "results"))
-    sup = Supervisor()
-    if "JOBCAST_REDIS_URL" not in os.environ:
-        redis_port = free_port()
-        sup.start("redis", redis_server_command(redis_port, instance, persist=True))
-        wait_for_port("127.0.0.1", redis_port)
-        env["JOBCAST_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    os.environ.update(env)
+    redis_url_file = instance / "redis-url.txt"
     try:
-        password = _prepare_dev_database(instance)
-        sup.start(
-            "web",
-            [sys.executable, "-m", "jobcast", "web", "--host", host, "--port", str(port)],
-            env,
-        )
-        for name, argv in worker_commands("all", load_settings()):
-            sup.start(name, argv, env)
-        sup.start("beat", [sys.executable, "-m", "jobcast", "beat"], env)
-        wait_for_port(host if host != "0.0.0.0" else "127.0.0.1", port, timeout=60)
-    except BaseException:
-        sup.stop()
-        raise
-    click.echo(f"\n  jobcast is running at http://{host}:{port}/")
-    click.echo(f"  demo account: {DEMO_EMAIL} / {password}")
-    click.echo("  Ctrl-C stops everything.\n")
-    sys.exit(sup.run())
+        with Supervisor() as sup:
+            if given_redis is None:
+                redis_port = redis_port or free_port()
+                _start_redis(sup, redis_port, instance)
+                env["JOBCAST_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+                redis_url_file.write_text(env["JOBCAST_REDIS_URL"] + "\n")
+            os.environ.update(env)
+            password = _prepare_dev_database(instance)
+            _start_stack(sup, host, port, env, ready_timeout)
+            click.echo(f"\n  jobcast is running at http://{host}:{port}/")
+            click.echo(f"  demo account: {DEMO_EMAIL} / {password}")
+            click.echo(
+                f"  redis: {without_password(env['JOBCAST_REDIS_URL'])}"
+                " (point redis-cli -u or Flower's --broker at it)"
+            )
+            click.echo("  Ctrl-C stops everything.\n")
+            code = sup.run()
+    except StopRequested:  # a signal before the stack was up: all of it is stopped by now
+        code = 0
+    finally:
+        if given_redis is None:
+            redis_url_file.unlink(missing_ok=True)
+    sys.exit(code)
+
+
+def _start_redis(sup: Supervisor, port: int, instance: Path) -> None:
+    # SIGTERM should dev die unannounced: Redis closes its append-only file first.
+    sup.start(
+        "redis", redis_server_command(port, instance, persist=True), death_signal=signal.SIGTERM
+    )
+    try:
+        sup.wait_for_port("redis", "127.0.0.1", port)
+    except (ChildExited, NotReady) as exc:
+        raise click.ClickException(f"{exc}; stopped everything") from None
+
+
+def _start_stack(
+    sup: Supervisor, host: str, port: int, env: dict[str, str], ready_timeout: float
+) -> None:
+    """Web, workers and beat, and wait until /readyz answers 200."""
+    # SIGKILL for each should dev die unannounced: a Celery warm shutdown waits for running jobs,
+    # and its cold one retries the broker, which goes at the same moment; gunicorn and beat hold
+    # nothing worth a wait. A job running then ends as it would in a worker that crashed.
+    sup.start(
+        "web",
+        [sys.executable, "-m", "jobcast", "web", "--host", host, "--port", str(port)],
+        env,
+        death_signal=signal.SIGKILL,
+    )
+    for name, argv in worker_commands("all", load_settings()):
+        sup.start(name, argv, env, death_signal=signal.SIGKILL)
+    sup.start("beat", [sys.executable, "-m", "jobcast", "beat"], env, death_signal=signal.SIGKILL)
+    local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    local = f"[{local}]" if ":" in local else local
+    try:
+        sup.wait_until_ready(f"http://{local}:{port}/readyz", ready_timeout)
+    except ChildExited as exc:
+        raise click.ClickException(f"{exc} before jobcast was ready; stopped everything") from None
+    except NotReady as exc:
+        raise click.ClickException(f"{exc}; stopped everything") from None
 
 
 def _prepare_dev_database(instance: Path) -> str:

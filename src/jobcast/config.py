@@ -11,11 +11,15 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 from limits import parse_many
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from jobcast.broker import transport_for
 from jobcast.errors import ConfigError
@@ -25,6 +29,13 @@ Profile = Literal["development", "testing", "production"]
 
 #: The secrets development falls back to; production refuses to start with any of them.
 DEV_SECRET = "jobcast-dev-secret-change-me-0000000000"
+
+#: JOBCAST_REDIS_URL schemes every Redis user in jobcast accepts (redis-py, the broker, the
+#: Socket.IO queue, the rate limiter). unix:// is not one: kombu spells it redis+socket://.
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
+
+#: What to install for a database driver that is missing, by the module that failed to import.
+DRIVER_EXTRAS = {"psycopg": "jobcast[postgres]", "psycopg2": "jobcast[postgres]"}
 
 
 class Settings(BaseSettings):
@@ -119,6 +130,39 @@ class Settings(BaseSettings):
             raise ValueError(f"not a rate limit like '10/minute;100/hour': {value!r}") from None
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme == "unix":
+            raise ValueError(
+                "a Unix socket is not supported (this URL is also the Celery broker's, and"
+                " kombu has no unix:// transport): use redis://host:port/db or rediss://"
+            )
+        if scheme not in REDIS_SCHEMES:
+            raise ValueError("not a Redis URL: use redis://host:port/db or rediss://host:port/db")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        # kombu takes a ';'-separated failover list; "sqla+postgresql://" is transport "sqla".
+        for url in filter(None, (part.strip() for part in value.split(";"))):
+            transport = urlsplit(url).scheme.partition("+")[0]
+            if transport not in TRANSPORT_ALIASES:
+                raise ValueError(
+                    "no Celery broker transport for this URL: leave it empty to use"
+                    " JOBCAST_REDIS_URL, or use redis://, rediss:// or amqp://"
+                )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_loads(cls, value: str) -> str:
+        if value:
+            _check_database_url(value)
+        return value
+
     @property
     def celery_broker_url(self) -> str:
         """``broker_url``, or the Redis of everything else when unset."""
@@ -172,6 +216,45 @@ def unsafe_for_production(settings: Settings) -> list[str]:
     return problems
 
 
+def _check_database_url(value: str) -> None:
+    """Raise ValueError unless SQLAlchemy parses ``value`` and its dialect and driver load."""
+    try:
+        url = make_url(value)
+        dialect = url.get_dialect()
+    except NoSuchModuleError:  # before its base class, ArgumentError
+        raise ValueError(
+            f"SQLAlchemy knows no database {url.drivername!r}: use postgresql+psycopg://"
+            " or sqlite://"
+        ) from None
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a database URL: use postgresql+psycopg://user:password@host/db"
+            " or sqlite:////absolute/path/jobcast.db"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or url.drivername).partition(".")[0]
+        extra = DRIVER_EXTRAS.get(module)
+        fix = f"pip install '{extra}'" if extra else f"install the package of module {module!r}"
+        if module == "psycopg2":
+            fix += " and use postgresql+psycopg://"
+        raise ValueError(f"the {url.drivername} driver is not installed: {fix}") from None
+
+
+def mask_url(value: str) -> str:
+    """``value`` with any password in it replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:  # not a URL at all: it may still hold a secret
+        return "***"
+    if password is None:
+        return value
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Read the environment (plus ``overrides``, which win) and raise ConfigError on bad values."""
     try:
@@ -186,8 +269,15 @@ def _describe(error: Any) -> str:
     if not error["loc"]:  # a check across fields: its message names the variables itself
         return str(error["msg"]).removeprefix("Value error, ")
     name = "JOBCAST_" + "_".join(str(part) for part in error["loc"]).upper()
-    shown = "***" if any(w in name for w in ("SECRET", "PASSWORD")) else repr(error["input"])
-    return f"{name}: {error['msg']} (got {shown})"
+    value = error["input"]
+    if any(w in name for w in ("SECRET", "PASSWORD")):
+        shown = "***"
+    elif name.endswith("_URL") and isinstance(value, str):
+        shown = repr(mask_url(value))
+    else:
+        shown = repr(value)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message} (got {shown})"
 
 
 def flask_config(settings: Settings) -> dict[str, Any]:

@@ -7,12 +7,14 @@ same process, so scaling out means more processes on more ports behind a sticky 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
 from gunicorn.app.base import BaseApplication
 
 from jobcast.config import load_settings
+from jobcast.procs import tie_to_parent, tied_to_parent
 
 #: gevent mode: connections one worker accepts at once (each idle WebSocket is one greenlet).
 GEVENT_CONNECTIONS = 20_000
@@ -37,8 +39,15 @@ def serve(host: str, port: int) -> None:
     settings = load_settings()
     if settings.async_mode == "gevent":
         _exec_gevent(host, port, settings.log_level.lower())
+    options: dict[str, Any] = {}
+    if tied_to_parent():
+        # Under jobcast dev the arbiter goes when dev goes; the worker must go with it, or a
+        # thread serving a WebSocket keeps it alive. (gevent's worker needs no hook: it checks
+        # its parent every second and exits, and greenlets hold no exit up.)
+        options["post_fork"] = _go_with_the_arbiter
     _Gunicorn(
         {
+            **options,
             "bind": f"{host}:{port}",
             "workers": 1,
             "worker_class": "gthread",
@@ -52,6 +61,10 @@ def serve(host: str, port: int) -> None:
             "loglevel": settings.log_level.lower(),
         }
     ).run()
+
+
+def _go_with_the_arbiter(_arbiter: Any, worker: Any) -> None:
+    tie_to_parent(signal.SIGKILL, parent_pid=worker.ppid)
 
 
 def _exec_gevent(host: str, port: int, log_level: str) -> NoReturn:

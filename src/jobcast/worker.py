@@ -5,6 +5,8 @@ Building the app here, at import time, is deliberate and happens nowhere else (l
 for ``app`` first, so that name is the Celery app; the Flask app is ``flask_app``.
 """
 
+import os
+import signal
 from typing import Any
 
 from celery import Celery, signals
@@ -12,11 +14,24 @@ from gevent import monkey
 
 from jobcast.app import create_app
 from jobcast.heap import freeze_startup_objects
+from jobcast.procs import tie_to_parent, tied_to_parent
 from jobcast.runtime import open_connections, runtime_of
 
 flask_app = create_app()
 app: Celery = flask_app.extensions["celery"]
 celery = app
+
+# Read in the worker's main process; pool children inherit both through fork.
+_WORKER_PID = os.getpid()
+_WORKER_TIED = tied_to_parent()
+
+
+@signals.worker_process_init.connect
+def _go_with_the_worker(**_: Any) -> None:
+    """Under ``jobcast dev`` the worker goes when dev goes; its pool children go with it (the
+    tie does not pass through fork). SIGKILL: nothing would be left to take their results."""
+    if _WORKER_TIED:
+        tie_to_parent(signal.SIGKILL, parent_pid=_WORKER_PID)
 
 
 @signals.worker_init.connect
