@@ -325,3 +325,24 @@ def _prepare_dev_database(instance: Path) -> str:
             click.echo("first run: seeding 10,000 demo orders ...")
             seed_orders(user.id, 10_000)
     return credentials.read_text().strip() if credentials.exists() else "(see demo-password.txt)"
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--port", default=5555, show_default=True, type=int)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Flower asks for no login unless told (--basic-auth=user:password): keep it local.",
+)
+@click.argument("flower_options", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, address: str, flower_options: tuple[str, ...]) -> None:
+    """Run Flower, Celery's dashboard, on this configuration's broker (JOBCAST_REDIS_URL or
+    JOBCAST_BROKER_URL): jobs by type, workers, queue lengths. Other options go to Flower."""
+    import importlib.util
+
+    if importlib.util.find_spec("flower") is None:
+        raise click.ClickException("Flower is not installed: pip install 'jobcast[flower]'")
+    load_settings()  # a bad setting stops here, before Flower starts
+    argv = _celery_argv("flower", f"--port={port}", f"--address={address}", *flower_options)
+    os.execv(sys.executable, argv)

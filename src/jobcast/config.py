@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     durable_events: bool = True
     sse_keepalive_seconds: float = Field(15, gt=0, le=300)
     visibility_timeout: int = Field(7200, ge=10)
+    # Celery task events (sent, received, started, succeeded...), for Flower and `celery events`:
+    # a few Redis publishes per job, by the submitting web process and the worker.
+    task_events: bool = True
     job_modules: str = "jobcast.builtin"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)
@@ -363,6 +366,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 1,
         },
         "worker_prefetch_multiplier": 1,
+        # Flower and `celery events` need them; `-E` is not needed.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "expire-results": {

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -25,7 +27,8 @@ from redis import Redis
 # only the seq, known here, is spliced in. With KEYS[3] (a cancellation flag, '' for none) set,
 # nothing is numbered or sent and the script returns -1: the job stops instead of reporting
 # progress. With KEYS[4], the broker message ARGV[8] is pushed onto that Celery queue in the
-# same step (``job.queued``: the numbered event then proves the job was sent).
+# same step (``job.queued``: the numbered event then proves the job was sent), and Celery's
+# events about it (channel, message pairs from ARGV[9]) are published after it.
 _APPEND = """
 if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
   return -1
@@ -38,6 +41,9 @@ if ARGV[4] == '1' then
 end
 if KEYS[4] then
   redis.call('LPUSH', KEYS[4], ARGV[8])
+  for i = 9, #ARGV, 2 do
+    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  end
 end
 redis.call('PUBLISH', ARGV[7], ARGV[5] .. seq .. ARGV[6])
 return seq
@@ -106,6 +112,7 @@ class EventPublisher:
         message: str | None,
         unless_cancelled: bool = False,
         enqueue: tuple[str, str] | None = None,
+        enqueue_events: Sequence[tuple[str, str]] = (),
         **extra: Any,
     ) -> dict[str, Any]:
         """Record and emit one event; returns the payload as clients receive it.
@@ -113,7 +120,8 @@ class EventPublisher:
         With ``unless_cancelled``, raise Cancelled instead when the job's cancellation flag is
         set (checked in the same round trip): a running job's progress checkpoint. With
         ``enqueue`` (a broker list key and a message for it, see ``jobcast.broker``), push the
-        message in the same atomic step.
+        message in the same atomic step, then publish ``enqueue_events`` (pub/sub channel and
+        message pairs: Celery's ``task-sent`` event about it).
         """
         payload: dict[str, Any] = {
             "status": status,
@@ -141,7 +149,7 @@ class EventPublisher:
                     head,
                     "," + body[1:] + "]",
                     user_channel(self.channel, owner_id),
-                    *([enqueue[1]] if enqueue else []),
+                    *([enqueue[1], *chain.from_iterable(enqueue_events)] if enqueue else []),
                 ],
             )
         )

@@ -42,7 +42,7 @@ from jobcast.errors import (
     pydantic_errors,
 )
 from jobcast.extensions import db
-from jobcast.jobs import lifecycle, states
+from jobcast.jobs import lifecycle, states, tooling
 from jobcast.jobs.cursor import decode_cursor, encode_cursor
 from jobcast.jobs.driver import DriverStatement
 from jobcast.jobs.models import Job
@@ -254,9 +254,9 @@ def _queue(job: Job, job_type: JobType) -> None:
         return
     with held_publishes() as held:
         _send(job, job_type)
-    if len(held) != 1:
-        raise RuntimeError(f"expected one broker message for job {job.id}, got {len(held)}")
-    lifecycle.announce(job, "job.queued", enqueue=held[0])
+    if len(held.pushes) != 1:
+        raise RuntimeError(f"expected one broker message for job {job.id}, got {len(held.pushes)}")
+    lifecycle.announce(job, "job.queued", enqueue=held.pushes[0], enqueue_events=held.publishes)
 
 
 def dispatch(job: Job, job_type: JobType) -> None:
@@ -274,6 +274,7 @@ def _send(job: Job, job_type: JobType) -> None:
         soft_time_limit=job_type.time_limit,
         time_limit=job_type.time_limit + 30,
         headers={"request_id": job.request_id},
+        **tooling.task_names(job),
     )
 
 

@@ -1,5 +1,8 @@
 """The Celery side: one generic task runs any registered job type by job id.
 
+Celery's tools (Flower, ``celery inspect``, worker logs) still show each job under its own type,
+the message's ``shadow`` name (``jobcast.jobs.tooling``).
+
 Task id = job id. Tasks are acknowledged late and rejected when their worker dies, so a crashed
 worker's job is delivered again. ``start_attempt`` refuses a job that already finished and, by
 the job's lease, a second delivery while an attempt is alive: that delivery is retried after
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.worker.request import Request
 from gevent import Timeout as GeventTimeout
 from gevent import monkey
@@ -26,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled, JobError
 from jobcast.extensions import db
-from jobcast.jobs import lifecycle, service
+from jobcast.jobs import lifecycle, service, tooling
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.models import Job
 from jobcast.logs import correlated, remember_request, request_id_var
@@ -69,13 +72,13 @@ def run_job(task: Task, job_id: str) -> None:
         except lifecycle.Duplicate:
             wait = rt.settings.job_lease_seconds
             log.info("job %s has a live attempt; looking again in %.0f s", job_id, wait)
-            raise task.retry(countdown=wait, max_retries=None) from None
+            raise _retry(task, countdown=wait) from None
         except (SQLAlchemyError, RedisError) as exc:
             # Nothing is recorded yet and the job cannot be read: keep the message and try
             # again, rather than let Celery drop a job nobody could mark failed.
             db.session.rollback()
             log.warning("job %s cannot start (%s); retrying in 5 s", job_id, type(exc).__name__)
-            raise task.retry(countdown=5, max_retries=None) from None
+            raise _retry(task, countdown=5) from None
         if started is None:
             log.info("job %s is finished or gone; delivery ignored", job_id)
             return
@@ -136,7 +139,7 @@ def _attempt(task: Task, rt: Runtime, job: Job) -> None:
         log.warning(
             "job %s attempt %d failed (%s); retry in %.1f s", job.id, job.attempts, exc, delay
         )
-        raise task.retry(exc=exc, countdown=delay, max_retries=None) from None
+        raise _retry(task, exc=exc, countdown=delay) from None
     except JobError as exc:
         _abandon(rt, job)
         lifecycle.fail(job, {"type": exc.code, "message": str(exc)})
@@ -154,6 +157,18 @@ def _attempt(task: Task, rt: Runtime, job: Job) -> None:
             {"type": "internal", "message": f"the job failed unexpectedly ({type(exc).__name__})"},
         )
         raise
+
+
+def _retry(task: Task, **options: Any) -> Retry:
+    """``task.retry`` without a limit, its message shown as the first one was: Celery keeps
+    the job type (``shadow``) but would show the new message's args as a bare job id."""
+    request = task.request
+    return task.retry(
+        max_retries=None,
+        argsrepr=getattr(request, "argsrepr", None),
+        kwargsrepr=getattr(request, "kwargsrepr", None),
+        **options,
+    )
 
 
 def _soft_time_limit(seconds: float) -> AbstractContextManager[object]:
@@ -228,6 +243,7 @@ class JobRequest(Request):
 
 
 def register_tasks(celery: Celery) -> None:
+    tooling.name_sent_events_by_type(celery)
     celery.task(
         name="jobcast.run",
         bind=True,
