@@ -3,7 +3,8 @@
 ``JobcastError`` is the root. ``ApiError`` and its subclasses carry an HTTP status and a stable
 ``type`` URI (RFC 9457); views and services raise them and ``problem_response`` renders them.
 ``ConfigError`` stops start-up. ``JobError`` is what a job function raises to fail with a message
-the user may read; ``TransientJobError`` asks for a retry with backoff.
+the user may read; ``TransientJobError`` asks for a retry with backoff; ``ParamsRefused`` is what a
+job type's submit-time check raises (a 422 at submit, a failed job at run time).
 """
 
 from __future__ import annotations
@@ -38,6 +39,20 @@ class TransientJobError(JobError):
     """A failure worth retrying (a dropped connection, a busy server): retried with backoff."""
 
     code = "transient"
+
+
+class ParamsRefused(JobError):
+    """Valid params this server will not run for this owner (a recipient it does not mail).
+
+    Raised by a job type's ``check`` at submit, it is a 422 like a params validation error,
+    naming ``field`` (a dotted path inside the params; None for the params as a whole) with
+    ``code`` as the error's type. The job function may call the same check again before it acts,
+    since settings can change between submit and run: there it fails the job with ``code``.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "refused") -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class JobCancelled(JobcastError):

@@ -9,12 +9,15 @@ driver's plain tuples (SQLAlchemy compiles, binds and opens the cursor, but buil
 ``Row`` objects and parsing timestamps cost more than half of what the bare csv loop spends
 in all), with ``created_at`` as text that ``datetime.fromisoformat`` reads. The workbook is
 written by xlsxwriter, or by the several times faster rustpy-xlsxwriter when
-``JOBCAST_XLSX_ENGINE`` asks for it (``pip install 'jobcast[fast-xlsx]'``).
+``JOBCAST_XLSX_ENGINE`` asks for it (``pip install 'jobcast[fast-xlsx]'``); without that package
+an ``export.xlsx`` is refused at submit rather than failed in the worker.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import importlib.util
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +38,7 @@ from xlsxwriter.worksheet import Worksheet
 from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import Order
 from jobcast.config import Settings
-from jobcast.errors import ConfigError, TransientJobError
+from jobcast.errors import ConfigError, ServiceUnavailable, TransientJobError
 from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.registry import job
@@ -229,10 +232,7 @@ def write_xlsx_rust(path: Path, batches: Iterable[Batch], expected: int) -> int:
     try:
         import rustpy_xlsxwriter as rx
     except ImportError:
-        raise ConfigError(
-            "JOBCAST_XLSX_ENGINE='rustpy-xlsxwriter' needs the rustpy-xlsxwriter package:"
-            " pip install 'jobcast[fast-xlsx]'"
-        ) from None
+        raise ConfigError(_RUST_MISSING) from None
     rows = 0
 
     def records() -> Iterator[dict[str, Any]]:
@@ -264,6 +264,28 @@ def write_xlsx_rust(path: Path, batches: Iterable[Batch], expected: int) -> int:
     return rows
 
 
+_RUST_MISSING = (
+    "JOBCAST_XLSX_ENGINE='rustpy-xlsxwriter' needs the rustpy-xlsxwriter package:"
+    " pip install 'jobcast[fast-xlsx]'"
+)
+
+
+@functools.cache
+def _rust_installed() -> bool:
+    return importlib.util.find_spec("rustpy_xlsxwriter") is not None
+
+
+def check_engine(params: ExportParams, owner_id: int) -> None:
+    """At submit: refuse (503) an export.xlsx the configured engine cannot write here.
+
+    The server's fault, not the caller's, hence not a 422; the worker keeps its own check
+    (``write_xlsx_rust``) for a worker installed differently from the web processes.
+    """
+    settings: Settings = current_app.config["JOBCAST"]
+    if settings.xlsx_engine == "rustpy-xlsxwriter" and not _rust_installed():
+        raise ServiceUnavailable(f"export.xlsx cannot run on this server: {_RUST_MISSING}")
+
+
 def _sheet_name(number: int) -> str:
     return "Orders" if number == 1 else f"Orders {number}"
 
@@ -289,7 +311,13 @@ def export_csv(ctx: JobContext[ExportParams]) -> dict[str, int]:
     return {"rows": rows}
 
 
-@job("export.xlsx", params=ExportParams, title="Export my orders as Excel", bound="cpu")
+@job(
+    "export.xlsx",
+    params=ExportParams,
+    title="Export my orders as Excel",
+    bound="cpu",
+    check=check_engine,
+)
 def export_xlsx(ctx: JobContext[ExportParams]) -> dict[str, int]:
     """Export the caller's matching orders as an Excel workbook (times in UTC, no offset)."""
     path = ctx.result_path("orders.xlsx", XLSX_TYPE)

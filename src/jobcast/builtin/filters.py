@@ -94,8 +94,10 @@ class OrderFilter(BaseModel):
     created_to: DateOrInstant | None = Field(
         default=None, description="Orders created on or before this date (UTC) or instant."
     )
+    # Capped at what the column (a 64-bit integer) can hold: a larger number would pass here
+    # and then fail the job, where the database driver refuses to bind it.
     min_total_cents: int | None = Field(
-        default=None, ge=0, description="Only orders whose total is at least this."
+        default=None, ge=0, le=2**63 - 1, description="Only orders whose total is at least this."
     )
 
     @field_validator("created_to")

@@ -5,6 +5,10 @@ refused or dropped connection usually is too, so those raise TransientJobError a
 retried with backoff. A 5xx reply (unknown recipient, rejected sender, failed login) will not
 change on retry, so it fails the job at once with the server's answer.
 
+Whom it may write to (``JOBCAST_EMAIL_RECIPIENTS``) is known at submit, so a recipient the server
+will not mail is refused there (a 422); the job checks again before sending, since the setting
+may have changed in between.
+
 The Message-ID is derived from the job id, so if a retry re-sends a message whose first
 attempt was in fact delivered (the connection dropped before the server's reply), the copies
 share one Message-ID and mail clients can collapse them.
@@ -24,7 +28,7 @@ from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from jobcast.auth.models import User
 from jobcast.config import Settings
-from jobcast.errors import JobError, TransientJobError
+from jobcast.errors import JobError, ParamsRefused, TransientJobError
 from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.registry import job
@@ -116,18 +120,26 @@ def recipient_allowed(recipient: str, owner_email: str, allowed: str) -> bool:
     return "*" in domains or recipient.rpartition("@")[2] in domains
 
 
-@job("email.send", params=EmailParams, title="Send an email", bound="io")
+def check_recipient(params: EmailParams, owner_id: int) -> None:
+    """Raise ParamsRefused unless the owner may write to ``params.to``: at submit and again
+    before sending."""
+    settings: Settings = current_app.config["JOBCAST"]
+    owner = db.session.get(User, owner_id)
+    owner_email = owner.email if owner else ""
+    if not recipient_allowed(params.to, owner_email, settings.email_recipients):
+        raise ParamsRefused(
+            f"this server does not send mail to {params.to}: only to your own address"
+            " or to the domains its operator allows (JOBCAST_EMAIL_RECIPIENTS)",
+            field="to",
+            code="recipient_not_allowed",
+        )
+
+
+@job("email.send", params=EmailParams, title="Send an email", bound="io", check=check_recipient)
 def send(ctx: JobContext[EmailParams]) -> dict[str, str]:
     """Send one plain-text email from the configured sender."""
     settings: Settings = current_app.config["JOBCAST"]
-    owner = db.session.get(User, ctx.owner_id)
-    owner_email = owner.email if owner else ""
-    if not recipient_allowed(ctx.params.to, owner_email, settings.email_recipients):
-        raise JobError(
-            f"this server does not send mail to {ctx.params.to}: only to your own address"
-            " or to the domains its operator allows (JOBCAST_EMAIL_RECIPIENTS)",
-            code="recipient_not_allowed",
-        )
+    check_recipient(ctx.params, ctx.owner_id)
     message = build_message(settings, ctx.params, ctx.job_id)
     ctx.progress(10, f"sending to {ctx.params.to}")
     deliver(settings, message)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order, UserStats
 from jobcast.dbtypes import utcnow
-from jobcast.errors import JobError
+from jobcast.errors import JobError, ServiceUnavailable
 from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.registry import EmptyParams, job
@@ -92,14 +92,26 @@ def order_breakdown(owner_id: int, filters: OrderFilter) -> Breakdown:
     return breakdown
 
 
+def _unsupported(dialect: str) -> str | None:
+    if dialect in _INSERTS:
+        return None
+    return f"users.process needs SQLite or PostgreSQL, not {dialect}"
+
+
+def check_database(params: EmptyParams, owner_id: int) -> None:
+    """At submit: refuse (503) users.process on a database it cannot upsert into."""
+    problem = _unsupported(db.engine.dialect.name)
+    if problem:
+        raise ServiceUnavailable(f"users.process cannot run on this server: {problem}")
+
+
 def save_stats(owner_id: int, stats: dict[str, Any]) -> None:
     """Insert or update the owner's user_stats row in one statement, so two concurrent runs
     cannot both insert; the later one wins."""
     dialect = db.session.get_bind().dialect.name
-    if dialect not in _INSERTS:
-        raise JobError(
-            f"users.process needs SQLite or PostgreSQL, not {dialect}", code="unsupported_database"
-        )
+    problem = _unsupported(dialect)
+    if problem:
+        raise JobError(problem, code="unsupported_database")
     values = {**stats, "computed_at": utcnow()}
     insert = _INSERTS[dialect](UserStats).values(user_id=owner_id, **values)
     db.session.execute(
@@ -111,7 +123,7 @@ def save_stats(owner_id: int, stats: dict[str, Any]) -> None:
     db.session.commit()
 
 
-@job("users.process", title="Compute my order statistics", bound="io")
+@job("users.process", title="Compute my order statistics", bound="io", check=check_database)
 def process(ctx: JobContext[EmptyParams]) -> dict[str, Any]:
     """Total the caller's orders by status and region and save them as their user_stats."""
     ctx.progress(0, "totalling orders")

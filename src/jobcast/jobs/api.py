@@ -73,6 +73,12 @@ def job_types() -> Response:
 @limiter.limit(limit("submit_user"), key_func=by_user)
 @jwt_required()
 def submit() -> tuple[Response, int, dict[str, str]]:
+    """The params are validated by the type's params model, then checked against what the
+    server knows at submit: for `email.send`, whether `JOBCAST_EMAIL_RECIPIENTS` lets the caller
+    write to `to`; for `demo.steps`, whether the loop fits the time limit. A job sure to fail is
+    refused with the 422 of invalid params (`errors[0].field` names the param), or a 503 when the
+    server cannot run the type (`export.xlsx` without its configured engine), and nothing is
+    written: no job row, no event, no queued message."""
     body = json_body()
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object {type, params}")

@@ -2,8 +2,10 @@
 
 A job type is a plain function plus what the runtime needs to know about it: its parameter
 model (whose JSON schema the API publishes), whether it is bound by I/O or CPU (which decides
-the queue and so the worker pool), its time limit and its retry policy. Importing this module
-needs no Flask app.
+the queue and so the worker pool), its time limit and its retry policy, and optionally a
+``check``: what the params model cannot see but the server knows at submit (who the owner is,
+the settings), run inside the submit request so that such a job is refused there, never accepted
+only to fail in a worker. Importing this module needs no Flask app.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from jobcast.errors import TransientJobError
+from jobcast.errors import ParamsRefused, TransientJobError, ValidationFailed
 
 if TYPE_CHECKING:
     from jobcast.jobs.context import JobContext
 
 Bound = Literal["io", "cpu"]
 JobFunction = Callable[["JobContext[Any]"], "dict[str, Any] | None"]
+#: ``check(params, owner_id)``: raises ParamsRefused (or any ApiError) to refuse a submission.
+SubmitCheck = Callable[[Any, int], None]
 
 #: Queue name per kind of bound; ``jobcast worker`` runs a gevent pool on the first and a
 #: prefork pool on the second.
@@ -47,6 +51,7 @@ class JobType:
     retry_backoff: float = 2.0
     retry_backoff_max: float = 600.0
     retry_on: tuple[type[BaseException], ...] = (TransientJobError,)
+    check: SubmitCheck | None = None
 
     @property
     def queue(self) -> str:
@@ -55,6 +60,24 @@ class JobType:
     def validate(self, raw: Any) -> BaseModel:
         """Parse raw params; raises pydantic.ValidationError with field errors."""
         return self.params.model_validate(raw if raw is not None else {})
+
+    def check_submit(self, params: BaseModel, owner_id: int) -> None:
+        """Run ``check`` on validated params; a refusal becomes the 422 of invalid params.
+
+        Called inside the submit request, before anything is written; needs the app context
+        the check needs (settings, database).
+        """
+        if self.check is None:
+            return
+        try:
+            self.check(params, owner_id)
+        except ParamsRefused as exc:
+            error = {
+                "field": f"params.{exc.field}" if exc.field else "params",
+                "message": str(exc),
+                "type": exc.code,
+            }
+            raise ValidationFailed(str(exc), errors=[error]) from None
 
     def params_schema(self) -> dict[str, Any]:
         return self.params.model_json_schema()
@@ -99,6 +122,7 @@ def job(
     retry_backoff: float = 2.0,
     retry_backoff_max: float = 600.0,
     retry_on: tuple[type[BaseException], ...] = (TransientJobError,),
+    check: SubmitCheck | None = None,
     into: Registry | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
     """Register the decorated function as job type ``name``.
@@ -106,6 +130,9 @@ def job(
     ``bound="cpu"`` sends it to the process pool; the default ``"io"`` runs it on the gevent
     pool, where hundreds of sleeping or network-waiting jobs share one process.
     ``retry_on`` exceptions are retried ``max_retries`` times with exponential backoff.
+    ``check(params, owner_id)`` runs at submit, inside the request, once the params are valid:
+    it raises ParamsRefused (a 422 naming the field) or another ApiError (answered as it is)
+    for a job that is sure to fail, and nothing is written.
     """
 
     def register(func: JobFunction) -> JobFunction:
@@ -121,6 +148,7 @@ def job(
                 retry_backoff=retry_backoff,
                 retry_backoff_max=retry_backoff_max,
                 retry_on=retry_on,
+                check=check,
             )
         )
         return func
@@ -128,4 +156,12 @@ def job(
     return register
 
 
-__all__ = ["QUEUES", "EmptyParams", "JobType", "Registry", "job", "registry"]
+__all__ = [
+    "QUEUES",
+    "EmptyParams",
+    "JobType",
+    "Registry",
+    "SubmitCheck",
+    "job",
+    "registry",
+]

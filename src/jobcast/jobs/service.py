@@ -113,7 +113,7 @@ def submit(
     With an ``Idempotency-Key`` the same user, key and body within 24 hours get the original
     job back (replayed=True) instead of a new one, even when the duplicates race.
     """
-    job_type, params = _validate(type_name, raw_params)
+    job_type, params = _validate(type_name, raw_params, owner_id)
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise ValidationFailed(
             "invalid Idempotency-Key",
@@ -201,7 +201,9 @@ def _request_hash(job_type: JobType, params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([job_type.name, params], sort_keys=True).encode()).hexdigest()
 
 
-def _validate(type_name: Any, raw_params: Any) -> tuple[JobType, dict[str, Any]]:
+def _validate(type_name: Any, raw_params: Any, owner_id: int) -> tuple[JobType, dict[str, Any]]:
+    """The job type and its params as stored, or the 422 that says why not; the type's
+    submit-time check runs here, before anything is written."""
     rt = current_runtime()
     job_type = rt.registry.get(type_name) if isinstance(type_name, str) else None
     if job_type is None:
@@ -211,7 +213,7 @@ def _validate(type_name: Any, raw_params: Any) -> tuple[JobType, dict[str, Any]]
             errors=[{"field": "type", "message": f"must be one of: {known}", "type": "enum"}],
         )
     try:
-        return job_type, job_type.validate(raw_params).model_dump(mode="json")
+        params = job_type.validate(raw_params)
     except ValidationError as exc:
         raise ValidationFailed(
             f"invalid params for {job_type.name}",
@@ -220,6 +222,8 @@ def _validate(type_name: Any, raw_params: Any) -> tuple[JobType, dict[str, Any]]
                 for e in pydantic_errors(exc)
             ],
         ) from None
+    job_type.check_submit(params, owner_id)
+    return job_type, params.model_dump(mode="json")
 
 
 def _replay(owner_id: int, key: str, request_hash: str) -> Job | None:
