@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -200,7 +201,9 @@ def test_flowers_broker_client_reads_the_queues_of_jobcasts_broker_url(
     assert uri == redis_url
     broker = Broker(uri, broker_options=celery.conf.broker_transport_options)
     assert isinstance(broker, FlowerRedis)
-    queues = asyncio.run(broker.queues(["jobcast.io", "jobcast.cpu"]))
+    # A thread of its own: the browser tests' Playwright keeps an event loop running in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        queues = pool.submit(asyncio.run, broker.queues(["jobcast.io", "jobcast.cpu"])).result()
     assert {q["name"]: q["messages"] for q in queues} == {"jobcast.io": 0, "jobcast.cpu": 2}
 
 
