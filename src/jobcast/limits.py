@@ -42,7 +42,10 @@ def by_email() -> str:
     email = body.get("email") if isinstance(body, dict) else None
     if not isinstance(email, str) or not email.strip():
         return by_ip()
-    return "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return (
+        "email:"
+        + hashlib.sha256(email.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    )
 
 
 def by_user() -> str:

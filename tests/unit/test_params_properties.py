@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 import jobcast.builtin  # noqa: F401  (registers the built-in job types)
 from jobcast.jobs.registry import JobType, registry
+from tests.fuzz.strategies import ODD_TEXT, odd_json
 
 JOB_TYPES = list(registry)
 PROPERTIES = settings(
@@ -206,3 +207,20 @@ def test_a_created_to_on_the_last_day_of_the_calendar_is_refused(
     that fails later."""
     with pytest.raises(ValidationError, match="must fall between"):
         job_type.validate(params)
+
+
+@pytest.mark.parametrize("job_type", JOB_TYPES, ids=by_name)
+@PROPERTIES
+@given(data=st.data())
+def test_odd_text_and_deep_nesting_fail_only_with_validation_error(
+    job_type: JobType, data: st.DataObject
+) -> None:
+    """Members set to odd text (NUL, controls, lone surrogates, separators, very long) or to
+    arrays nested near the parser's depth: valid or a ValidationError, never a 500 at submit."""
+    deep = st.integers(min_value=1, max_value=900).map(
+        lambda n: functools.reduce(lambda inner, _: [inner], range(n), 1)
+    )
+    value = st.one_of(ODD_TEXT, odd_json(), deep)
+    members = st.fixed_dictionaries({}, optional=dict.fromkeys(properties_of(job_type), value))
+    with contextlib.suppress(ValidationError):
+        job_type.validate(data.draw(members))

@@ -1,18 +1,17 @@
-"""JWT issuing, rotation, the Redis revocation list, and the 401 for every token problem.
+"""JWT issuing, rotation and the 401s; revocation itself lives in ``jobcast.auth.revocations``.
 
 Every token of one sign-in shares a family id (``fam``). A refresh token works once: refreshing
 returns a new pair and marks the old refresh token used. Presenting a used one again means it
 was stolen (or replayed), so the whole family is revoked: every access and refresh token of
-that sign-in stops working. Logout revokes the family too. Revocation keys live in Redis only
-as long as the tokens they cover could still be valid.
+that sign-in stops working. Logout revokes the family too. Both outlive Redis (the database
+holds the record; see ``revocations``).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,12 +23,12 @@ from flask_jwt_extended import (
     decode_token,
 )
 from jwt.exceptions import PyJWTError
-from redis import Redis
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm.util import identity_key
 
 from jobcast import rows
 from jobcast.auth.models import User
+from jobcast.auth.revocations import advance_family, is_revoked, revoke
 from jobcast.errors import ApiError, Unauthorized, api_error_response
 from jobcast.extensions import db, jwt
 from jobcast.runtime import current_runtime
@@ -74,6 +73,24 @@ def user_from_token(view: Callable[P, R]) -> Callable[P, R]:
     return marked
 
 
+_MAX_USER_ID = 2**63 - 1  # the id column's range on every database
+
+
+def user_id_of(claims: dict[str, Any]) -> int | None:
+    """The user id a verified token's ``sub`` names, or None when it names none.
+
+    Only this server signs tokens, and it writes ``sub`` as the id's decimal digits; anything
+    else (a word, a float, a list, a number past 64 bits) is refused here rather than turned
+    into a 500 by ``int()`` or the database, and ``int()``'s leniency (" 1", "1_0", the
+    Arabic-Indic digit one) names no user either.
+    """
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or sub[0] == "0":
+        return None
+    user_id = int(sub)
+    return user_id if user_id <= _MAX_USER_ID else None
+
+
 def _refused(detail: str) -> Unauthorized:
     """The 401 of every token problem, with the challenge RFC 6750 asks for."""
     return Unauthorized(detail, headers={"WWW-Authenticate": "Bearer"})
@@ -84,63 +101,16 @@ def unknown_user() -> Unauthorized:
     return _refused("unknown user")
 
 
-def _revoked_key(jti: str) -> str:
-    return f"jobcast:revoked:{jti}"
-
-
-def _family_key(family: str) -> str:
-    return f"jobcast:family:{family}:revoked"
-
-
-def _used_key(jti: str) -> str:
-    return f"jobcast:refresh:{jti}:used"
-
-
-def _ttl(claims: dict[str, Any]) -> int:
-    return max(1, int(claims["exp"] - time.time()) + 1)
-
-
-def revoke(redis: Redis, claims: dict[str, Any]) -> None:
-    """Revoke this token and, through its family, every token of the same sign-in."""
-    family_ttl = current_runtime().settings.refresh_token_days * 86_400
-    with redis.pipeline(transaction=False) as pipe:
-        pipe.set(_revoked_key(claims["jti"]), "1", ex=_ttl(claims))
-        if claims.get("fam"):
-            pipe.set(_family_key(claims["fam"]), "1", ex=family_ttl)
-        pipe.execute()
-
-
-def _keys(claims: dict[str, Any]) -> list[str]:
-    keys = [_revoked_key(claims["jti"])]
-    if claims.get("fam"):
-        keys.append(_family_key(claims["fam"]))
-    return keys
-
-
-def is_revoked(redis: Redis, claims: dict[str, Any]) -> bool:
-    return bool(redis.exists(*_keys(claims)))
-
-
-def revoked_among(redis: Redis, tokens: Iterable[dict[str, Any]], batch: int = 1000) -> set[str]:
-    """The jtis of ``tokens`` that are revoked: pipelined, one round trip per ``batch`` tokens,
-    each token asked once (a web process re-checks thousands of sockets every few seconds)."""
-    unique = list({claims["jti"]: claims for claims in tokens}.values())
-    revoked: set[str] = set()
-    for start in range(0, len(unique), batch):
-        chunk = unique[start : start + batch]
-        pipe = redis.pipeline(transaction=False)
-        for claims in chunk:
-            pipe.exists(*_keys(claims))
-        revoked.update(c["jti"] for c, n in zip(chunk, pipe.execute(), strict=True) if n)
-    return revoked
-
-
-def issue_tokens(user_id: int, family: str | None = None) -> dict[str, Any]:
-    """A new access and refresh token; a new family for a sign-in, the old one on refresh."""
+def issue_tokens(
+    user_id: int, family: str | None = None, refresh_jti: str | None = None
+) -> dict[str, Any]:
+    """A new access and refresh token; a new family for a sign-in, the old one on refresh
+    (with the refresh token's jti that ``rotate`` recorded for the family)."""
     claims = {"fam": family or uuid.uuid4().hex}
+    refresh = {**claims, "jti": refresh_jti} if refresh_jti else claims
     return {
         "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
-        "refresh_token": create_refresh_token(identity=str(user_id), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(user_id), additional_claims=refresh),
         "token_type": "Bearer",
         "expires_in": current_runtime().settings.access_token_minutes * 60,
     }
@@ -149,15 +119,19 @@ def issue_tokens(user_id: int, family: str | None = None) -> dict[str, Any]:
 def rotate(claims: dict[str, Any]) -> dict[str, Any]:
     """Exchange a refresh token (its verified claims) for a new pair, once.
 
-    The first use wins atomically (SET NX); a second use of the same token revokes the family.
+    The family's row names its one working refresh token and moves on atomically, so the first
+    use wins; presenting a token the family has moved past revokes the family.
     """
-    redis = current_runtime().redis
-    if not redis.set(_used_key(claims["jti"]), "1", nx=True, ex=_ttl(claims)):
-        revoke(redis, claims)
+    family = claims.get("fam")
+    if not family:
+        raise _refused("this refresh token belongs to no sign-in; sign in again")
+    new_jti = str(uuid.uuid4())
+    if not advance_family(family, claims["jti"], new_jti):
+        revoke(current_runtime().redis, claims)
         raise Unauthorized(
             "this refresh token was already used; every session it began is now signed out"
         )
-    return issue_tokens(int(claims["sub"]), claims.get("fam"))
+    return issue_tokens(int(claims["sub"]), family, refresh_jti=new_jti)
 
 
 class TokenRejected(Exception):
@@ -176,7 +150,8 @@ def access_claims(token: str) -> dict[str, Any]:
         raise TokenRejected("an access token is required")
     if is_revoked(current_runtime().redis, claims):
         raise TokenRejected("token revoked")
-    if db.session.get(User, int(claims["sub"])) is None:
+    user_id = user_id_of(claims)
+    if user_id is None or db.session.get(User, user_id) is None:
         raise TokenRejected("unknown user")
     return claims
 
@@ -201,7 +176,9 @@ def init_tokens(app: Flask) -> None:
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | TokenUser | None:
-        user_id = int(payload["sub"])
+        user_id = user_id_of(payload)
+        if user_id is None:
+            return None  # the 401 of an unknown user
         if g.get(_FROM_TOKEN):
             return TokenUser(user_id)
         # A rate-limited view verifies its token twice; the second time the user is loaded.

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
 from flask import Blueprint, Response, jsonify
 from flask_jwt_extended import current_user, get_jwt, jwt_required
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, EmailStr, Field
 
 from jobcast.apidocs.describe import Reply, operation
 from jobcast.auth import users
-from jobcast.auth.tokens import issue_tokens, revoke, rotate
+from jobcast.auth.revocations import revoke
+from jobcast.auth.tokens import issue_tokens, rotate
 from jobcast.extensions import limiter
 from jobcast.http import parse_body
 from jobcast.limits import by_email, by_ip, by_user, failed_login, limit
@@ -18,13 +22,32 @@ from jobcast.schemas import Tokens, User
 bp = Blueprint("auth", __name__, url_prefix="/api/v1")
 
 
+# C0 and C1 controls, DEL, line and paragraph separators, and UTF-16 surrogates (a lone one
+# reaches Python from a JSON escape such as "\ud800" and cannot be encoded as UTF-8).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _printable(value: object) -> object:
+    """Refuse what no address holds before the database or a Redis key sees it (PostgreSQL
+    refuses NUL in text, SQLite a lone surrogate: each was a 500)."""
+    if isinstance(value, str) and _UNPRINTABLE.search(value):
+        raise ValueError("must not contain control characters or unpaired surrogates")
+    return value
+
+
+#: An email as typed: printable, whatever else the field checks.
+Printable = BeforeValidator(_printable)
+
+
 class Credentials(BaseModel):
-    email: EmailStr
+    email: Annotated[EmailStr, Printable]
+    # A password may hold any character that encodes; pydantic refuses a lone surrogate
+    # (string_unicode) wherever the field has a constraint, as it does here.
     password: str = Field(min_length=8, max_length=1024)
 
 
 class LoginForm(BaseModel):
-    email: str = Field(max_length=320)
+    email: Annotated[str, Printable] = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 

@@ -2,7 +2,9 @@
 
 A cursor is the last row's ``created_at`` and ``id`` (the order's tie-break), so the next page
 starts after that row however many jobs arrive meanwhile. Anything that is not a cursor this
-API returned is a 422, never a 500.
+API returned is a 422, never a 500: a time whose offset moves it off the calendar once it is
+turned into UTC (year 1 east of Greenwich, year 9999 west of it) included, since the column
+compares in UTC.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from jobcast.errors import ValidationFailed
 from jobcast.jobs.models import Job
@@ -25,11 +27,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
-        uuid.UUID(job_id)
+        job_id = str(uuid.UUID(job_id))
         created_at = datetime.fromisoformat(created)
         if created_at.tzinfo is None:
             raise ValueError("naive")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed(
             "invalid cursor",
             errors=[

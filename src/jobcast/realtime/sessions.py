@@ -18,7 +18,7 @@ from flask_socketio import SocketIO
 from redis import Redis
 from redis.exceptions import RedisError
 
-from jobcast.auth.tokens import revoked_among
+from jobcast.auth.revocations import revoked_among
 
 log = logging.getLogger(__name__)
 

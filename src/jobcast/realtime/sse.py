@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Response, current_app, stream_with_context
 
-from jobcast.auth.tokens import is_revoked
+from jobcast.auth.revocations import is_revoked
 from jobcast.errors import TooManyRequests
 from jobcast.extensions import db
 from jobcast.jobs import states
