@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     result_sweep_seconds: float = Field(3600, gt=0)
     queued_redispatch_seconds: float = Field(60, gt=0)
     job_lease_seconds: float = Field(30, ge=1)
+    # How often beat looks for lost attempts (running jobs whose lease lapsed) and lost
+    # messages; a lost attempt is recovered within job_lease_seconds + this.
+    recovery_sweep_seconds: float = Field(10, gt=0)
+    # How long a worker retries a job's final write through a database outage before it gives
+    # the job up to the recovery sweep, and waits out a Redis outage to send its outcome event.
+    db_retry_seconds: float = Field(30, ge=0)
     broker_restore_seconds: int = Field(10, ge=1)
     durable_events: bool = True
     sse_keepalive_seconds: float = Field(15, gt=0, le=300)
@@ -378,6 +384,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "redispatch-stuck": {
                 "task": "jobcast.redispatch_stuck",
                 "schedule": settings.queued_redispatch_seconds,
+            },
+            "recover-lost": {
+                "task": "jobcast.recover_lost",
+                "schedule": settings.recovery_sweep_seconds,
+                # A sweep nobody ran in time is superseded by the next one: do not pile them up.
+                "options": {"expires": settings.recovery_sweep_seconds},
             },
         },
     }

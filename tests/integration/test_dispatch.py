@@ -20,7 +20,7 @@ from jobcast import create_app, migrate
 from jobcast.auth.users import create_user
 from jobcast.errors import ServiceUnavailable
 from jobcast.extensions import db
-from jobcast.jobs import service
+from jobcast.jobs import recovery, service
 from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
 
@@ -79,12 +79,12 @@ def test_the_sweeper_marks_an_atomically_sent_job_without_sending_it_again(
 ) -> None:
     redis_url, _ = spare_redis
     job, _ = service.submit(owner, "demo.steps", {"steps": 1}, None)
-    assert service.redispatch_stuck(older_than_seconds=0) == 0
+    assert recovery.redispatch_stuck(older_than_seconds=0) == 0
     assert len(_messages(redis_url)) == 1
     db.session.expire_all()
     marked = db.session.get(Job, job.id)
     assert marked.dispatched_at == marked.created_at
-    assert service.redispatch_stuck(older_than_seconds=0) == 0
+    assert recovery.redispatch_stuck(older_than_seconds=0) == 0
 
 
 def test_redis_down_at_submit_leaves_neither_row_nor_message(

@@ -5,22 +5,28 @@ Each test runs its own stack (own Redis, database and processes) because it brea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
+from sqlalchemy import update
 
+from jobcast import create_app, migrate
+from jobcast.auth.users import create_user
 from jobcast.dbtypes import utcnow
 from jobcast.extensions import db
-from jobcast.jobs import service
+from jobcast.jobs import lifecycle, recovery, service
 from jobcast.jobs.models import Job
+from jobcast.runtime import current_runtime
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import EVENTS, TERMINAL_EVENTS, Api
 
@@ -190,7 +196,134 @@ def test_a_committed_job_whose_dispatch_never_happened_is_sent_by_the_sweeper(
             )
             db.session.add(job)
             db.session.commit()
-            assert service.redispatch_stuck(older_than_seconds=60) == 1
-            assert service.redispatch_stuck(older_than_seconds=60) == 0
+            assert recovery.redispatch_stuck(older_than_seconds=60) == 1
+            assert recovery.redispatch_stuck(older_than_seconds=60) == 0
         final = api.wait_job(job_id)
         assert final["status"] == "succeeded" and final["attempts"] == 1
+
+
+# --- the recovery sweep, in-process: a Redis no worker consumes, so its queue can be read ---
+
+
+@pytest.fixture
+def sweep_owner(tmp_path: Path, spare_redis: tuple[str, Any]) -> Iterator[int]:
+    """Inside an app over ``spare_redis`` (test job types registered): a new user's id."""
+    app = create_app(
+        {
+            "env": "testing",
+            "redis_url": spare_redis[0],
+            "database_url": f"sqlite:///{tmp_path / 'jobcast.db'}",
+            "storage_dir": tmp_path / "results",
+            "job_modules": "jobcast.builtin,tests.faults.jobs",
+        }
+    )
+    with app.app_context():
+        migrate.upgrade()
+        yield create_user("sweep@example.com", "correct horse battery").id
+
+
+def _lost_attempt(owner: int, job_type: str, params: dict[str, Any], attempts: int = 1) -> Job:
+    """A running job whose worker died: started, its lease gone, its row unchanged for a
+    minute."""
+    job, _ = service.submit(owner, job_type, params, None)
+    for _ in range(attempts):
+        started = lifecycle.start_attempt(job.id)
+        assert started is not None
+        job, lease = started
+        lease.release()
+    db.session.execute(
+        update(Job).where(Job.id == job.id).values(updated_at=utcnow() - timedelta(minutes=1))
+    )
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.get(Job, job.id)
+
+
+def _queued_ids() -> list[str]:
+    raw = current_runtime().redis.lrange("jobcast.io", 0, -1)
+    return [json.loads(m)["headers"]["id"] for m in raw]  # type: ignore[union-attr]
+
+
+def test_a_lost_attempt_is_sent_again_once_with_a_visible_retry(sweep_owner: int) -> None:
+    job = _lost_attempt(sweep_owner, "demo.steps", {"steps": 1})
+    stale = {"id": job.id, "attempts": job.attempts, "type": job.type}
+    assert recovery.recover_lost() == 1
+    db.session.expire_all()
+    again = db.session.get(Job, stale["id"])
+    assert again.status == "retrying" and again.error["type"] == "worker_lost"
+    assert _queued_ids() == [job.id, job.id]  # the first message, consumed long ago, and this
+    name, event = current_runtime().events.history(job.id)[-1]
+    assert name == "job.retrying"
+    assert (event["error"]["type"], event["attempt"]) == ("worker_lost", 1)
+    # A second sweeper that read the same row before: its conditional update changes nothing.
+    racing = Job(**{**stale, "status": "running"})
+    assert (
+        recovery.take_from_lost_attempt(racing, current_runtime().registry.get("demo.steps"))
+        is None
+    )
+    assert recovery.recover_lost() == 0
+    started = lifecycle.start_attempt(job.id)
+    assert started is not None and started[0].attempts == 2
+    started[1].release()
+
+
+def test_a_live_or_just_started_attempt_is_left_alone(sweep_owner: int) -> None:
+    job, _ = service.submit(sweep_owner, "demo.steps", {"steps": 1}, None)
+    started = lifecycle.start_attempt(job.id)
+    assert started is not None
+    # Just started (its row fresh) and leased: twice not lost.
+    assert recovery.recover_lost() == 0
+    db.session.execute(
+        update(Job).where(Job.id == job.id).values(updated_at=utcnow() - timedelta(minutes=1))
+    )
+    db.session.commit()
+    assert recovery.recover_lost() == 0  # stale row, live lease
+    started[1].release()
+
+
+@pytest.mark.parametrize(
+    ("job_type", "params", "attempts", "why"),
+    [
+        ("faults.once", {"steps": 1}, 1, "must not run twice"),
+        ("demo.steps", {"steps": 1}, 4, "retries are used up"),
+    ],
+)
+def test_a_lost_attempt_that_may_not_run_again_fails_with_worker_lost(
+    sweep_owner: int, job_type: str, params: dict[str, Any], attempts: int, why: str
+) -> None:
+    job = _lost_attempt(sweep_owner, job_type, params, attempts)
+    assert recovery.recover_lost() == 1
+    db.session.expire_all()
+    failed = db.session.get(Job, job.id)
+    assert failed.status == "failed" and failed.error["type"] == "worker_lost"
+    assert why in failed.error["message"]
+    assert _queued_ids() == [job.id]  # nothing sent again
+    assert current_runtime().events.history(job.id)[-1][0] == "job.failed"
+
+
+def test_email_send_is_declared_not_to_run_twice() -> None:
+    from jobcast.builtin import mailer  # noqa: F401  (registers email.send)
+    from jobcast.jobs.registry import registry
+
+    email = registry.get("email.send")
+    assert email is not None and not email.retry_lost
+
+
+def test_a_queued_job_whose_message_redis_lost_is_sent_again(sweep_owner: int) -> None:
+    kept, _ = service.submit(sweep_owner, "demo.steps", {"steps": 1}, None)
+    lost, _ = service.submit(sweep_owner, "demo.steps", {"steps": 2}, None)
+    redis = current_runtime().redis
+    redis.lrem("jobcast.io", 0, redis.lrange("jobcast.io", 0, 0)[0])  # type: ignore[index]
+    assert _queued_ids() == [kept.id]
+    old = utcnow() - timedelta(minutes=5)
+    db.session.execute(update(Job).values(created_at=old, dispatched_at=old))
+    db.session.commit()
+    assert recovery.recover_lost() == 1
+    assert sorted(_queued_ids()) == sorted([kept.id, lost.id])
+    assert recovery.recover_lost() == 0  # sent again, and present now
+
+
+def test_the_run_task_retries_without_celerys_default_limit(sweep_owner: int) -> None:
+    """A delivery that waits for a lease or for the database never runs out of retries: the
+    job's own budget is counted in its row."""
+    assert current_runtime().celery.tasks["jobcast.run"].max_retries is None

@@ -86,3 +86,38 @@ def test_a_lapsed_attempts_release_leaves_the_newer_attempts_heartbeat(redis_url
     time.sleep(2.0)  # two lifetimes: alive only if the heartbeat still extends it
     assert redis.get(newer.key) == newer.token
     newer.release()
+
+
+def test_a_heartbeat_takes_back_a_lease_whose_key_vanished(redis_url: str) -> None:
+    """Redis lost its data (or the holder froze past the lifetime) and nobody took the lease:
+    the live attempt still owns its job."""
+    redis = _redis(redis_url)
+    leases = Leases(redis, ttl=1)
+    lease = leases.acquire(str(uuid.uuid4()))
+    assert lease is not None
+    redis.delete(lease.key)
+    time.sleep(1.0)
+    assert redis.get(lease.key) == lease.token
+    assert not lease.lost
+    lease.release()
+
+
+def test_a_lease_another_holder_took_is_lost_and_no_longer_extended(redis_url: str) -> None:
+    """The recovery sweep seized the lapsed lease: the old attempt learns it does not own its
+    job any more, and its heartbeat leaves the new holder's key alone."""
+    redis = _redis(redis_url)
+    leases, sweeper = Leases(redis, ttl=1), Leases(redis, ttl=5)
+    job_id = str(uuid.uuid4())
+    old = leases.acquire(job_id)
+    assert old is not None
+    redis.delete(old.key)  # lapsed while the attempt froze
+    seized = sweeper.seize(job_id)
+    assert seized is not None
+    time.sleep(1.0)
+    assert old.lost
+    assert redis.get(seized.key) == seized.token
+    assert sweeper.seize(job_id) is None
+    old.release()  # a lost attempt's release frees nothing
+    assert redis.get(seized.key) == seized.token
+    seized.release()
+    assert not redis.exists(seized.key)

@@ -135,7 +135,16 @@ def check_recipient(params: EmailParams, owner_id: int) -> None:
         )
 
 
-@job("email.send", params=EmailParams, title="Send an email", bound="io", check=check_recipient)
+# retry_lost=False: an attempt lost mid-run may have sent the email; better one failed job than
+# two emails.
+@job(
+    "email.send",
+    params=EmailParams,
+    title="Send an email",
+    bound="io",
+    check=check_recipient,
+    retry_lost=False,
+)
 def send(ctx: JobContext[EmailParams]) -> dict[str, str]:
     """Send one plain-text email from the configured sender."""
     settings: Settings = current_app.config["JOBCAST"]

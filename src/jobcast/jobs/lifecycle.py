@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import bindparam, event, func, literal, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from jobcast import rows
@@ -52,8 +56,8 @@ _PROGRESS = rows.row_update(_jobs, "progress", "message", "updated_at")
 _SUCCEED = rows.row_update(
     _jobs, "status", "progress", "message", "result", "result_key", "finished_at", "updated_at"
 )
-_SUCCEED_ALONE = DriverStatement(_SUCCEED)
 _USED_DATABASE = "jobcast.used_database"
+_WRITES: dict[tuple[str, ...], DriverStatement] = {}
 
 
 @event.listens_for(Session, "after_begin")
@@ -90,9 +94,30 @@ def announce(job: Job, event: str, **extra: Any) -> dict[str, Any]:
     )
 
 
-def _transition(job: Job, new_status: str) -> None:
-    states.check_transition(job.status, new_status)
-    job.status = new_status
+#: Redis is away (not a script or a command that is wrong): worth waiting out.
+_REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
+
+
+def announce_outcome(job: Job, event: str, **extra: Any) -> None:
+    """Publish an outcome already committed to the row, waiting out a Redis outage for up to
+    ``JOBCAST_DB_RETRY_SECONDS``: without its terminal event no client learns the job ended.
+    Past that it is logged, not raised (the row is the truth, and a raise here would record the
+    committed outcome again as a failure)."""
+    deadline = time.monotonic() + current_runtime().settings.db_retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            announce(job, event, **extra)
+            return
+        except _REDIS_AWAY as exc:
+            if time.monotonic() + delay > deadline:
+                log.error(
+                    "job %s is %s but its %s was not sent: %s", job.id, job.status, event, exc
+                )
+                return
+            log.warning("job %s: Redis unavailable (%s); retrying its %s", job.id, exc, event)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class Duplicate(Exception):
@@ -137,14 +162,36 @@ def record_progress(job: Job, percent: float, message: str | None, *, persist: b
     if message is not None:
         job.message = message
     if persist:
-        rows.write(
-            db.session, job, _PROGRESS, progress=percent, message=job.message, updated_at=utcnow()
-        )
-        db.session.commit()
+        session = db.session()
+        used = session.info.get(_USED_DATABASE, False)
+        try:
+            rows.write(
+                db.session,
+                job,
+                _PROGRESS,
+                progress=percent,
+                message=job.message,
+                updated_at=utcnow(),
+            )
+            db.session.commit()
+            # Its own committed write is not work of the job function's: the outcome may still
+            # be written alone (and retried through a database outage, see ``save``).
+            session.info[_USED_DATABASE] = used
+        except DBAPIError as exc:
+            if not connection_error(exc):
+                raise
+            # The row's progress is a convenience (the events carry it): a database blip must
+            # not stop the job. The next write, or the outcome, tries again.
+            log.warning("job %s: progress not saved, database unavailable (%s)", job.id, exc.orig)
+            settle(job)
     try:
         announce(job, "job.progress", unless_cancelled=True)
     except events.Cancelled:
         raise JobCancelled(job.id) from None
+    except _REDIS_AWAY as exc:
+        # A progress event is a convenience too: the job goes on, and the next one (or the
+        # outcome, which waits for Redis) tells the clients where it is.
+        log.warning("job %s: progress event not sent, Redis unavailable (%s)", job.id, exc)
 
 
 def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
@@ -166,33 +213,76 @@ def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
         rows.write(session, job, _SUCCEED, **values)
         session.commit()
     else:
-        _SUCCEED_ALONE.run(db.engine, rows.row_params(job, values))
-        rows.written(job, values)
-    announce(job, "job.succeeded", result=public_result(job))
+        save(job, **values)
+    announce_outcome(job, "job.succeeded", result=public_result(job))
 
 
 def fail(job: Job, error: dict[str, str]) -> None:
-    _transition(job, states.FAILED)
-    job.error = error
-    job.message = error["message"]
-    job.finished_at = utcnow()
-    db.session.commit()
-    announce(job, "job.failed", error=error)
+    states.check_transition(job.status, states.FAILED)
+    now = utcnow()
+    save(
+        job,
+        status=states.FAILED,
+        error=error,
+        message=error["message"],
+        finished_at=now,
+        updated_at=now,
+    )
+    announce_outcome(job, "job.failed", error=error)
 
 
 def schedule_retry(job: Job, error: dict[str, str], retry_at: datetime) -> None:
-    _transition(job, states.RETRYING)
-    job.error = error
-    db.session.commit()
-    announce(job, "job.retrying", error=error, attempt=job.attempts, retry_at=iso(retry_at))
+    states.check_transition(job.status, states.RETRYING)
+    save(job, status=states.RETRYING, error=error, updated_at=utcnow())
+    announce_outcome(job, "job.retrying", error=error, attempt=job.attempts, retry_at=iso(retry_at))
 
 
 def mark_cancelled(job: Job) -> None:
-    _transition(job, states.CANCELLED)
-    job.finished_at = utcnow()
-    job.message = "cancelled"
-    db.session.commit()
-    announce(job, "job.cancelled")
+    states.check_transition(job.status, states.CANCELLED)
+    now = utcnow()
+    save(job, status=states.CANCELLED, finished_at=now, message="cancelled", updated_at=now)
+    announce_outcome(job, "job.cancelled")
+
+
+def settle(job: Job) -> None:
+    """Roll the session back (a failed attempt's work, or a transaction the database dropped)
+    and keep the job's values as they were: reloading them could fail while the database is
+    away, and the progress the events showed must not move backwards."""
+    values = {c.key: job.__dict__[c.key] for c in _jobs.columns if c.key in job.__dict__}
+    with contextlib.suppress(DBAPIError):
+        db.session.rollback()
+    rows.written(job, values)
+
+
+def save(job: Job, **values: Any) -> None:
+    """Write ``values`` to the job's row in a transaction of its own, retrying through a
+    database outage for up to ``JOBCAST_DB_RETRY_SECONDS``; the job object takes them only
+    once they are written, so a job whose outcome could not be recorded still looks running
+    (its lease is freed, and the recovery sweep re-runs or fails it)."""
+    statement = _WRITES.get(tuple(values))
+    if statement is None:
+        statement = _WRITES[tuple(values)] = DriverStatement(rows.row_update(_jobs, *values))
+    params = rows.row_params(job, values)
+    deadline = time.monotonic() + current_runtime().settings.db_retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            statement.run(db.engine, params)
+            break
+        except DBAPIError as exc:
+            if not connection_error(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s: database unavailable (%s); retrying", job.id, exc.orig)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    rows.written(job, values)
+
+
+def connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away (worth a retry), not that a statement is wrong."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 # --- cancellation flag -----------------------------------------------------------------------
@@ -205,8 +295,12 @@ def request_cancel(job_id: str) -> None:
 
 
 def cancel_requested(job_id: str) -> bool:
-    """Checked by a running job at its progress checkpoints."""
-    return bool(current_runtime().redis.exists(events.cancel_key(job_id)))
+    """Checked by a running job at its progress checkpoints; while Redis is away it cannot be
+    known, and the job goes on (the next checkpoint asks again)."""
+    try:
+        return bool(current_runtime().redis.exists(events.cancel_key(job_id)))
+    except _REDIS_AWAY:
+        return False
 
 
 # --- periodic sweeps (Celery beat) -----------------------------------------------------------
@@ -224,38 +318,6 @@ def expire_results(cutoff: datetime) -> int:
         job.result = {**(job.result or {}), "expired": True}
         db.session.commit()
     return len(jobs)
-
-
-def undispatched_before(cutoff: datetime, limit: int = 500) -> list[Job]:
-    """Queued jobs committed before ``cutoff`` whose dispatch never completed."""
-    return list(
-        db.session.scalars(
-            select(Job)
-            .where(
-                Job.status == states.QUEUED, Job.dispatched_at.is_(None), Job.created_at < cutoff
-            )
-            .order_by(Job.created_at)
-            .limit(limit)
-        )
-    )
-
-
-def fail_lost(cutoff: datetime) -> int:
-    """Fail running jobs nobody runs any more: no live lease, and no change since ``cutoff``.
-
-    A worker killed by a hard time limit (prefork kills the process) leaves its job running;
-    the broker does not deliver it again because Celery acknowledged it as failed.
-    """
-    rt = current_runtime()
-    lost = 0
-    for job in db.session.scalars(
-        select(Job).where(Job.status == states.RUNNING, Job.updated_at < cutoff).limit(500)
-    ):
-        if rt.leases.held(job.id):
-            continue
-        fail(job, {"type": "lost", "message": "the worker running this job stopped"})
-        lost += 1
-    return lost
 
 
 def stale_cutoff(seconds: float) -> datetime:

@@ -52,6 +52,9 @@ class JobType:
     retry_backoff_max: float = 600.0
     retry_on: tuple[type[BaseException], ...] = (TransientJobError,)
     check: SubmitCheck | None = None
+    # Whether an attempt whose worker was lost (its lease lapsed) may run again. False for work
+    # that must not happen twice (an email sent, a payment made): such a job fails instead.
+    retry_lost: bool = True
 
     @property
     def queue(self) -> str:
@@ -123,6 +126,7 @@ def job(
     retry_backoff_max: float = 600.0,
     retry_on: tuple[type[BaseException], ...] = (TransientJobError,),
     check: SubmitCheck | None = None,
+    retry_lost: bool = True,
     into: Registry | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
     """Register the decorated function as job type ``name``.
@@ -133,6 +137,8 @@ def job(
     ``check(params, owner_id)`` runs at submit, inside the request, once the params are valid:
     it raises ParamsRefused (a 422 naming the field) or another ApiError (answered as it is)
     for a job that is sure to fail, and nothing is written.
+    ``retry_lost=False`` declares work that must not run twice: an attempt whose worker was
+    lost mid-run (it may have done the work) fails with ``worker_lost`` instead of running again.
     """
 
     def register(func: JobFunction) -> JobFunction:
@@ -149,6 +155,7 @@ def job(
                 retry_backoff_max=retry_backoff_max,
                 retry_on=retry_on,
                 check=check,
+                retry_lost=retry_lost,
             )
         )
         return func

@@ -3,7 +3,7 @@
 With ``lifecycle`` this is the only code that commits job rows. A submission is committed
 first and dispatched after the commit, so a worker never receives a job it cannot read; a
 dispatch that fails undoes the submission (503) and leaves nothing behind, and one that never
-finished (the process died in between) is found and sent again by ``redispatch_stuck``.
+finished (the process died in between) is found and sent again by ``recovery.redispatch_stuck``.
 
 Where the broker is the event log's own Redis (``Settings.atomic_dispatch``), the job's
 message is pushed by the same Lua script that numbers its ``job.queued`` event: the event and
@@ -257,7 +257,7 @@ def _queue(job: Job, job_type: JobType) -> None:
         dispatch(job, job_type)
         return
     with held_publishes() as held:
-        _send(job, job_type)
+        send_message(job, job_type)
     if len(held.pushes) != 1:
         raise RuntimeError(f"expected one broker message for job {job.id}, got {len(held.pushes)}")
     lifecycle.announce(job, "job.queued", enqueue=held.pushes[0], enqueue_events=held.publishes)
@@ -265,11 +265,11 @@ def _queue(job: Job, job_type: JobType) -> None:
 
 def dispatch(job: Job, job_type: JobType) -> None:
     """Send the job to its queue and record that it was sent."""
-    _send(job, job_type)
-    _mark_dispatched(job, utcnow())
+    send_message(job, job_type)
+    mark_dispatched(job, utcnow())
 
 
-def _send(job: Job, job_type: JobType) -> None:
+def send_message(job: Job, job_type: JobType) -> None:
     """Publish the job's Celery message (task id = job id)."""
     current_runtime().celery.tasks["jobcast.run"].apply_async(
         args=[job.id],
@@ -282,7 +282,7 @@ def _send(job: Job, job_type: JobType) -> None:
     )
 
 
-def _mark_dispatched(job: Job, when: datetime) -> None:
+def mark_dispatched(job: Job, when: datetime) -> None:
     rows.write(db.session, job, _DISPATCHED, dispatched_at=when)
     db.session.commit()
 
@@ -296,24 +296,6 @@ def _undo(job: Job) -> None:
         current_runtime().events.forget(job.id)
     except RedisError:
         log.warning("could not remove the event log of undone job %s", job.id)
-
-
-def redispatch_stuck(older_than_seconds: float) -> int:
-    """Send again every queued job whose dispatch never completed; returns how many."""
-    rt = current_runtime()
-    sent = 0
-    for job in lifecycle.undispatched_before(lifecycle.stale_cutoff(older_than_seconds)):
-        if rt.settings.atomic_dispatch and rt.events.numbered(job.id):
-            # Its job.queued was numbered by the script that pushed its message: it was sent.
-            _mark_dispatched(job, job.created_at)
-            continue
-        job_type = rt.registry.get(job.type)
-        if job_type is None:
-            continue
-        log.warning("job %s was never dispatched; dispatching it now", job.id)
-        dispatch(job, job_type)
-        sent += 1
-    return sent
 
 
 def cancel(owner_id: int, job_id: str) -> Job:

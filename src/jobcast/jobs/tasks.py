@@ -6,14 +6,16 @@ the message's ``shadow`` name (``jobcast.jobs.tooling``).
 Task id = job id. Tasks are acknowledged late and rejected when their worker dies, so a crashed
 worker's job is delivered again. ``start_attempt`` refuses a job that already finished and, by
 the job's lease, a second delivery while an attempt is alive: that delivery is retried after
-the lease's lifetime, so it runs only if the live attempt has died meanwhile.
+the lease's lifetime, so it runs only if the live attempt has died meanwhile. A worker that died
+outright is not waited for until the broker gives its messages back: ``recover_lost`` (beat)
+finds running jobs whose lease lapsed and runs them again, or fails them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,16 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.worker.request import Request
 from gevent import Timeout as GeventTimeout
 from gevent import monkey
+from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobcast.dbtypes import utcnow
 from jobcast.errors import JobCancelled, JobError
 from jobcast.extensions import db
-from jobcast.jobs import lifecycle, service, tooling
+from jobcast.jobs import lifecycle, recovery, tooling
 from jobcast.jobs.context import JobContext
+from jobcast.jobs.lease import Lease
 from jobcast.jobs.models import Job
 from jobcast.logs import correlated, remember_request, request_id_var
 from jobcast.runtime import Runtime, current_runtime
@@ -38,12 +42,18 @@ from jobcast.runtime import Runtime, current_runtime
 log = logging.getLogger(__name__)
 
 
+class Superseded(Exception):
+    """This attempt lost its lease (it froze, or lost Redis, past the lease's lifetime) and the
+    recovery sweep or a new attempt owns the job now: it stops without touching the job."""
+
+
 class TaskReporter:
     """Connects a JobContext to the service: events every call, row writes throttled."""
 
-    def __init__(self, job: Job, runtime: Runtime) -> None:
+    def __init__(self, job: Job, runtime: Runtime, lease: Lease) -> None:
         self.job = job
         self.runtime = runtime
+        self.lease = lease
         self._db_interval = runtime.settings.db_progress_interval
         self._last_db_write = time.monotonic()
 
@@ -52,6 +62,8 @@ class TaskReporter:
         persist = percent >= 100.0 or now - self._last_db_write >= self._db_interval
         if persist:
             self._last_db_write = now
+        if self.lease.lost:
+            raise Superseded(self.job.id)
         lifecycle.record_progress(self.job, percent, message, persist=persist)
 
     def cancel_requested(self) -> bool:
@@ -76,7 +88,8 @@ def run_job(task: Task, job_id: str) -> None:
         except (SQLAlchemyError, RedisError) as exc:
             # Nothing is recorded yet and the job cannot be read: keep the message and try
             # again, rather than let Celery drop a job nobody could mark failed.
-            db.session.rollback()
+            with suppress(SQLAlchemyError):
+                db.session.rollback()
             log.warning("job %s cannot start (%s); retrying in 5 s", job_id, type(exc).__name__)
             raise _retry(task, countdown=5) from None
         if started is None:
@@ -85,7 +98,7 @@ def run_job(task: Task, job_id: str) -> None:
         job, lease = started
         request_id_var.set(job.request_id)
         try:
-            _attempt(task, rt, job)
+            _attempt(task, rt, job, lease)
         finally:
             # A later delivery of a finished job only finds it finished, so its lease may lapse
             # by itself (one round trip less per job); one that will run again frees it now.
@@ -95,7 +108,7 @@ def run_job(task: Task, job_id: str) -> None:
                 lease.release()
 
 
-def _attempt(task: Task, rt: Runtime, job: Job) -> None:
+def _attempt(task: Task, rt: Runtime, job: Job, lease: Lease) -> None:
     """Run the job function once and record the outcome; exceptions reach Celery."""
     job_type = rt.registry.get(job.type)
     if job_type is None:
@@ -108,7 +121,7 @@ def _attempt(task: Task, rt: Runtime, job: Job) -> None:
         params=job_type.params.model_validate(job.params),
         attempt=job.attempts,
         request_id=job.request_id,
-        reporter=TaskReporter(job, rt),
+        reporter=TaskReporter(job, rt, lease),
         interval=rt.settings.progress_interval,
         logger=log,
     )
@@ -116,7 +129,12 @@ def _attempt(task: Task, rt: Runtime, job: Job) -> None:
         with _soft_time_limit(job_type.time_limit):
             result = job_type.func(ctx) or {}
             ctx.flush()
+        if lease.lost:
+            raise Superseded(job.id)
         _finish(rt, job, ctx, result)
+    except Superseded:
+        lifecycle.settle(job)
+        log.warning("job %s attempt %d lost its lease; another owns the job", job.id, job.attempts)
     except JobCancelled:
         _abandon(rt, job)
         lifecycle.mark_cancelled(job)
@@ -150,6 +168,15 @@ def _attempt(task: Task, rt: Runtime, job: Job) -> None:
         lifecycle.fail(job, {"type": "timeout", "message": "the job hit its hard time limit"})
         raise
     except Exception as exc:
+        if lifecycle.connection_error(exc):
+            # The database went away under the attempt: what it wrote is rolled back, so it
+            # cannot be recorded as done. It keeps the job running and frees its lease; the
+            # recovery sweep runs it again (or fails it) once the database is back.
+            _abandon(rt, job)
+            log.warning(
+                "job %s attempt %d lost the database; left to recovery", job.id, job.attempts
+            )
+            raise
         log.exception("job %s failed unexpectedly", job.id)
         _abandon(rt, job)
         lifecycle.fail(
@@ -206,9 +233,7 @@ def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> N
 def _abandon(rt: Runtime, job: Job) -> None:
     """Forget the failed attempt's uncommitted rows and partial file, but keep the progress
     its events already showed, so the final event does not move the bar backwards."""
-    progress, message = job.progress, job.message
-    db.session.rollback()
-    job.progress, job.message = progress, message
+    lifecycle.settle(job)
     rt.storage.discard(job.owner_id, job.id)
 
 
@@ -220,15 +245,29 @@ def expire_results() -> int:
 
 
 def redispatch_stuck() -> int:
-    """Beat task: send again the queued jobs whose dispatch never completed, and fail the
-    running ones whose worker is gone for good (past the broker's redelivery window)."""
+    """Beat task: send again the queued jobs whose dispatch never completed."""
     settings = current_runtime().settings
-    lost = lifecycle.fail_lost(
-        lifecycle.stale_cutoff(settings.visibility_timeout + 3 * settings.job_lease_seconds)
+    return _survive(
+        "redispatch_stuck", recovery.redispatch_stuck, settings.queued_redispatch_seconds
     )
-    if lost:
-        log.warning("%d running jobs had no worker any more and were failed", lost)
-    return service.redispatch_stuck(settings.queued_redispatch_seconds)
+
+
+def recover_lost() -> int:
+    """Beat task: run again (or fail) the running jobs whose worker was lost, send again the
+    retries and queued jobs whose message was lost; returns how many jobs it moved."""
+    return _survive("recover_lost", recovery.recover_lost)
+
+
+def _survive(name: str, sweep: Any, *args: Any) -> int:
+    """Run a sweep; when the database or Redis is away, log it and let the next run try: a
+    sweep that raised would only fill the log with tracebacks until they are back."""
+    try:
+        return int(sweep(*args))
+    except (SQLAlchemyError, RedisError, BrokerError) as exc:
+        with suppress(SQLAlchemyError):
+            db.session.rollback()
+        log.warning("sweep %s skipped: %s unavailable (%s)", name, type(exc).__name__, exc)
+        return 0
 
 
 class JobRequest(Request):
@@ -251,9 +290,15 @@ def register_tasks(celery: Celery) -> None:
         reject_on_worker_lost=True,
         ignore_result=True,
         Request=JobRequest,
+        # Unlimited: a delivery that waits for a live attempt's lease, or for the database,
+        # retries until it can run. ``task.retry(max_retries=None)`` alone falls back to this
+        # (Celery's default is 3, after which the job would stay queued forever); the job's own
+        # retry budget is counted in its row (``attempts``).
+        max_retries=None,
         # Celery otherwise builds a result backend per thread to call its process_cleanup()
         # after every task: on the gevent pool, one per job. jobcast stores no results.
         backend=celery.backend,
     )(run_job)
     celery.task(name="jobcast.expire_results", ignore_result=True)(expire_results)
     celery.task(name="jobcast.redispatch_stuck", ignore_result=True)(redispatch_stuck)
+    celery.task(name="jobcast.recover_lost", ignore_result=True)(recover_lost)
