@@ -16,6 +16,19 @@ that numbers its ``job.queued`` event (``jobcast.jobs.events``), so the two happ
 not at all. Celery's ``task-sent`` event about that message is held too and published by the
 same script: no round trip of its own, and never sent for a message that was not.
 
+Two repairs of kombu's consumer for workers without an event loop (``-P gevent``, Celery's
+``synloop``), where a Redis restart left the worker alive and consuming nothing:
+
+- An acknowledgement that fails (the broker is down when a job ends) no longer keeps its
+  prefetch slot: kombu's ``QoS.ack`` raised before releasing it, so once every slot of the pool
+  was held by such a job ``can_consume()`` stayed false, no BRPOP was ever sent again, and,
+  sending nothing, the worker never even noticed the broker had gone (no reconnect). The slot is
+  released and the error still raised (Celery logs it); the message stays in Redis's unacked
+  set and comes back after the visibility timeout, where the job row makes it a no-op.
+- The scan that restores a dead worker's unacknowledged messages runs every
+  ``unacked_restore_interval`` here too: kombu runs it only when a poll returns nothing, and an
+  outstanding BRPOP (1 s) always answers before the poll's timeout (2 s), so it never ran.
+
 Celery's own tools see a Redis broker: kombu names a connection by its transport
 (``Connection.as_uri``), and Flower picks its broker client by that URL's scheme, so this
 transport is registered to be named ``redis`` there, as kombu names ``pyamqp`` ``amqp``.
@@ -27,11 +40,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from queue import Empty
+from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit
 
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.json import dumps
 
 #: Broker URL schemes this transport serves; any other broker keeps kombu's own transport.
@@ -54,9 +70,52 @@ class Held:
 _held: ContextVar[Held | None] = ContextVar("jobcast_held", default=None)
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's ack emulation, releasing the prefetch slot even when Redis cannot be told."""
+
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            self._remove_from_indices(delivery_tag).execute()
+        finally:
+            virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            if requeue:
+                self.restore_by_tag(delivery_tag, leftmost=True)
+            else:
+                self._remove_from_indices(delivery_tag).execute()
+        finally:
+            virtual.QoS.ack(self, delivery_tag)
+
+
+class MultiChannelPoller(kombu_redis.MultiChannelPoller):
+    """kombu's poller, restoring expired unacked messages on a clock in the blocking path."""
+
+    _next_restore = 0.0
+
+    def get(self, callback: Any, timeout: float | None = None) -> None:
+        try:
+            super().get(callback, timeout=timeout)
+        except Empty:
+            self._restore_when_due()
+            raise
+        self._restore_when_due()
+
+    def _restore_when_due(self) -> None:
+        now = monotonic()
+        if now < self._next_restore or not self._channels:
+            return
+        interval = min(channel.unacked_restore_interval for channel in self._channels)
+        self._next_restore = now + max(interval, 1)
+        # Catches connection errors itself: a broker that is away is noticed by BRPOP.
+        self.maybe_restore_messages()
+
+
 class Channel(kombu_redis.Channel):
     """A Redis channel whose short-lived clients are one shared client."""
 
+    QoS = QoS
     _shared_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
@@ -96,6 +155,10 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cycle = MultiChannelPoller()  # type: ignore[assignment]
 
 
 @contextmanager

@@ -118,6 +118,11 @@ class JobEvent(_Document):
 
     job_id: UUID
     seq: int = Field(ge=1, description="1, 2, 3, ... per job, without gaps in the log.")
+    epoch: int = Field(
+        ge=0,
+        description="The numbering seq belongs to: a larger epoch (Redis lost the job's counter)"
+        " numbers from 1 again. Order events by (epoch, seq).",
+    )
     status: JobStatus = Field(description="The job's status after the event.")
     progress: float = Field(ge=0, le=100)
     message: str | None

@@ -5,11 +5,14 @@ Building the app here, at import time, is deliberate and happens nowhere else (l
 for ``app`` first, so that name is the Celery app; the Flask app is ``flask_app``.
 """
 
+import logging
 import os
 import signal
+import time
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
+from celery.bootsteps import RUN
 from gevent import monkey
 
 from jobcast.app import create_app
@@ -17,8 +20,42 @@ from jobcast.heap import freeze_startup_objects
 from jobcast.procs import tie_to_parent, tied_to_parent
 from jobcast.runtime import open_connections, runtime_of
 
+logger = logging.getLogger(__name__)
+
+
+class BrokerWatch(bootsteps.StartStopStep):
+    """Says when the consumer loses the broker and when it consumes again.
+
+    Celery restarts the consumer's steps after a connection error (``stop`` while the blueprint
+    still runs) and starts them again once it is connected: both moments get a line an operator
+    can grep for, the second with how long the worker consumed nothing.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, c: Any, **kwargs: Any) -> None:
+        super().__init__(c, **kwargs)
+        self.lost_at: float | None = None
+
+    def start(self, c: Any) -> None:
+        if self.lost_at is not None:
+            queues = ", ".join(sorted(q.name for q in c.task_consumer.queues))
+            logger.warning(
+                "broker connection regained %.1f s after it was found lost: consuming %s again",
+                time.monotonic() - self.lost_at,
+                queues,
+            )
+            self.lost_at = None
+
+    def stop(self, c: Any) -> None:
+        if c.blueprint.state == RUN and self.lost_at is None:
+            self.lost_at = time.monotonic()
+            logger.warning("broker connection lost: consuming nothing until it is back")
+
+
 flask_app = create_app()
 app: Celery = flask_app.extensions["celery"]
+app.steps["consumer"].add(BrokerWatch)
 celery = app
 
 # Read in the worker's main process; pool children inherit both through fork.

@@ -69,7 +69,9 @@ def _read_sse(response: requests.Response) -> list[tuple[int, str, dict]]:
     for line in response.iter_lines(decode_unicode=True):
         if line == "":
             if "event" in fields:
-                events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+                # The id is <epoch>-<seq>.
+                seq = int(fields["id"].rpartition("-")[2])
+                events.append((seq, fields["event"], json.loads(fields["data"])))
             fields = {}
         elif not line.startswith(":"):
             name, _, value = line.partition(": ")

@@ -91,8 +91,9 @@ PARAMETERS = {
         "in": "header",
         "required": False,
         "description": (
-            "The seq of the last event the client received: the stream resumes after it."
-            " Absent or not an integer means from the start."
+            "The id (<epoch>-<seq>) of the last event the client received: the stream resumes"
+            " after it. A bare <seq> means the job's current epoch; absent or malformed means"
+            " from the start."
         ),
         "schema": {"type": "string"},
     },

@@ -189,7 +189,11 @@ def _stream_event(events: Mapping[str, type[BaseModel]], ref: Ref) -> dict[str, 
                 "type": "object",
                 "required": ["event", "data"],
                 "properties": {
-                    "id": {"type": "string", "pattern": "^[1-9][0-9]*$", "description": "seq"},
+                    "id": {
+                        "type": "string",
+                        "pattern": "^[0-9]+-[1-9][0-9]*$",
+                        "description": "<epoch>-<seq>",
+                    },
                     "event": {"type": "string", "enum": named},
                     "data": {
                         "type": "string",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from jobcast.auth.tokens import TokenRejected, access_claims
 from jobcast.extensions import db
-from jobcast.jobs.events import user_room
+from jobcast.jobs.events import After, user_room
 from jobcast.jobs.models import Job
 from jobcast.realtime.sessions import SocketSessions
 from jobcast.runtime import current_runtime, runtime_of
@@ -30,7 +30,9 @@ MAX_RESUME = 200
 
 class ResumeRequest(BaseModel):
     job_id: str = Field(max_length=36)
-    after_seq: int = Field(0, ge=0)
+    after_seq: int = Field(0, ge=0, lt=2**63)
+    # The epoch of the event at after_seq; absent (a client from before epochs): the current.
+    epoch: int | None = Field(None, ge=0, lt=2**63)
 
 
 _resume_requests: TypeAdapter[ResumeRequest | list[ResumeRequest]] = TypeAdapter(
@@ -70,7 +72,7 @@ def _sessions() -> SocketSessions:
 
 
 def resume(data: Any) -> dict[str, Any]:
-    """Replay recorded events after ``after_seq`` for one job or a list of jobs.
+    """Replay recorded events after ``(epoch, after_seq)`` for one job or a list of jobs.
 
     The acknowledgement says how many events were replayed per job, or an error for a job
     that is unknown or not the caller's (nothing is sent for it).
@@ -89,7 +91,8 @@ def resume(data: Any) -> dict[str, Any]:
 def _replay(item: ResumeRequest) -> dict[str, Any]:
     if not _owned(item.job_id):
         return {"job_id": item.job_id, "error": "not found"}
-    history = current_runtime().events.history(item.job_id, item.after_seq)
+    after = After(item.after_seq, item.epoch)
+    history = current_runtime().events.history(item.job_id, after)
     for name, payload in history:
         # The one recipient is on this process: skip the message queue, which would make
         # every web process read every replayed event.

@@ -20,6 +20,7 @@ from jobcast.auth.revocations import is_revoked
 from jobcast.errors import TooManyRequests
 from jobcast.extensions import db
 from jobcast.jobs import states
+from jobcast.jobs.events import After
 from jobcast.jobs.models import Job
 from jobcast.realtime.sessions import PerUserCount
 from jobcast.runtime import current_runtime
@@ -27,20 +28,19 @@ from jobcast.runtime import current_runtime
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
 
 
-def last_event_id(header: str | None) -> int:
-    """The seq a reconnecting client last saw; 0 (everything) when absent or malformed."""
-    try:
-        seq = int(header or 0)
-    except ValueError:
-        return 0
-    return min(max(seq, 0), 2**63 - 1)  # a Redis stream id's parts are 64-bit
+def last_event_id(header: str | None) -> After:
+    """The event a reconnecting client last saw (``id:`` is ``<epoch>-<seq>``; a bare seq from
+    an older client means the current epoch); the beginning when absent or malformed."""
+    return After.parse(header)
 
 
 def _open_streams() -> PerUserCount:
     return current_app.extensions.setdefault("jobcast.sse_streams", PerUserCount())
 
 
-def sse_response(job_id: str, after_seq: int, user_id: int, claims: dict[str, Any]) -> Response:
+def sse_response(
+    job_id: str, after_seq: int | After, user_id: int, claims: dict[str, Any]
+) -> Response:
     """The stream for one job, for ``user_id`` holding the access token with ``claims``: it
     ends (after an ``auth.expired`` or ``auth.revoked`` event) when that token stops being
     valid. TooManyRequests when the user already has their streams open here."""
@@ -58,7 +58,7 @@ def sse_response(job_id: str, after_seq: int, user_id: int, claims: dict[str, An
 
     def stream() -> Iterator[str]:
         yield "retry: 2000\n\n"
-        last = after_seq
+        last = after_seq if isinstance(after_seq, After) else After(after_seq, None)
         checked = time.monotonic()
         started = False
         while True:
@@ -72,9 +72,9 @@ def sse_response(job_id: str, after_seq: int, user_id: int, claims: dict[str, An
             batch = rt.events.history(job_id, last, block_ms=block_ms if started else None)
             started = True
             for name, payload in batch:
-                last = payload["seq"]
+                last = After(payload["seq"], payload["epoch"])
                 data = json.dumps(payload, separators=(",", ":"))
-                yield f"id: {last}\nevent: {name}\ndata: {data}\n\n"
+                yield f"id: {last.event_id()}\nevent: {name}\ndata: {data}\n\n"
                 if name in TERMINAL_EVENTS:
                     return
             if not batch:

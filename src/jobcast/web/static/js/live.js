@@ -1,7 +1,7 @@
 // Live job events: Socket.IO first, Server-Sent Events when Socket.IO cannot get through.
 //
 // On every (re)connect the page asks `job.resume` for every unfinished job it shows, from the
-// last seq it applied; the store holds those jobs' events until the replay is acknowledged,
+// last event it applied (epoch and seq); the store holds those jobs' events until the replay is acknowledged,
 // so nothing is missed or applied twice. If Socket.IO (WebSocket and long-polling) stays down
 // while the server itself answers, each unfinished job is followed over SSE instead (a few at
 // a time: browsers allow six HTTP/1.1 connections per server) until Socket.IO is back.
@@ -212,7 +212,7 @@ export class Live extends EventTarget {
     const controller = new AbortController();
     this.streams.set(entry.id, controller);
     followJob(this.session, entry.id, controller.signal, {
-      lastSeq: () => entry.seq,
+      lastEventId: () => `${entry.seqEpoch}-${entry.seq}`,
       onEvent: (name, payload) => this.store.receive(name, payload),
       finished: () => entry.terminal,
       reachable: (ok) => {

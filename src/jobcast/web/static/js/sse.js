@@ -2,7 +2,8 @@
 //
 // EventSource cannot send an Authorization header, so this reads the stream with fetch() and
 // parses it as the HTML standard's event-stream algorithm does. Each reconnection sends
-// Last-Event-ID (the job's last applied seq), so the server resumes right after it.
+// Last-Event-ID (`<epoch>-<seq>` of the job's last applied event), so the server resumes
+// right after it.
 
 const DEFAULT_RETRY_MS = 2000;
 const MAX_RETRY_MS = 15_000;
@@ -61,7 +62,8 @@ const sleep = (ms, signal) =>
 
 /**
  * Follow `jobId` until it ends, `signal` aborts, or the job is gone (404).
- * hooks: lastSeq() -> int, onEvent(name, payload), finished() -> bool, reachable(bool).
+ * hooks: lastEventId() -> "<epoch>-<seq>", onEvent(name, payload), finished() -> bool,
+ * reachable(bool).
  */
 export async function followJob(session, jobId, signal, hooks) {
   let retry = DEFAULT_RETRY_MS;
@@ -69,7 +71,7 @@ export async function followJob(session, jobId, signal, hooks) {
   while (!signal.aborted && !hooks.finished()) {
     try {
       const response = await session.fetch("GET", `/jobs/${encodeURIComponent(jobId)}/events`, {
-        headers: { Accept: "text/event-stream", "Last-Event-ID": String(hooks.lastSeq()) },
+        headers: { Accept: "text/event-stream", "Last-Event-ID": hooks.lastEventId() },
         signal,
       });
       hooks.reachable(true);

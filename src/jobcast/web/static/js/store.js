@@ -1,11 +1,13 @@
 // The jobs the page shows, and the one place live events change them.
 //
-// Every event of a job carries `seq` (1, 2, 3, ...). An entry keeps the highest seq it has
-// applied and ignores anything at or below it, so events that arrive twice (a replay that
-// overlaps live delivery, Socket.IO and SSE at once) are applied once. A gap (seq jumps ahead)
-// means events were missed: the entry asks for a replay from its seq and buffers whatever
-// arrives until the replay is acknowledged, then applies the buffer in seq order. Statuses
-// succeeded, failed and cancelled are final: once an entry has one, nothing moves it back.
+// Every event of a job carries `seq` (1, 2, 3, ...) and the `epoch` of that numbering. An
+// entry keeps the highest (epoch, seq) it has applied and ignores anything at or below it, so
+// events that arrive twice (a replay that overlaps live delivery, Socket.IO and SSE at once)
+// are applied once; a larger epoch means the server lost its counter and numbers from 1 again
+// (such events are new, never duplicates). A gap (seq jumps ahead) means events were missed:
+// the entry asks for a replay from its position and buffers whatever arrives until the replay
+// is acknowledged, then applies the buffer in order. Statuses succeeded, failed and cancelled
+// are final: once an entry has one, nothing moves it back.
 
 import { epoch } from "./format.js";
 
@@ -14,11 +16,20 @@ export const CANCELLABLE = new Set(["queued", "running", "retrying"]);
 
 const isoAt = (ts) => new Date(ts * 1000).toISOString();
 
+// A server from before epochs sends none: its one numbering is epoch 0.
+const epochOf = (payload) => (typeof payload.epoch === "number" ? payload.epoch : 0);
+const byPosition = (a, b) => epochOf(a[1]) - epochOf(b[1]) || a[1].seq - b[1].seq;
+/** Whether `payload` is at or before what `entry` has applied. */
+const seen = (entry, payload) =>
+  epochOf(payload) < entry.seqEpoch ||
+  (epochOf(payload) === entry.seqEpoch && payload.seq <= entry.seq);
+
 /** One job as the page knows it: the API's job object, plus its seq and timing. */
 export class Entry {
   constructor(job) {
     this.job = { ...job };
     this.seq = 0;
+    this.seqEpoch = 0; // the numbering `seq` belongs to
     this.buffer = null; // events held while a replay is under way
     // Where the current attempt's rate of progress is measured from (for the ETA).
     this.base = { t: epoch(job.started_at), p: 0 };
@@ -74,7 +85,7 @@ export class JobStore {
     this.hooks.added(entry, where);
     const early = this.pending.get(job.id) || [];
     this.pending.delete(job.id);
-    early.sort((a, b) => a[1].seq - b[1].seq);
+    early.sort(byPosition);
     for (const [name, payload] of early) this.receive(name, payload);
     return entry;
   }
@@ -115,8 +126,9 @@ export class JobStore {
       entry.buffer.push([name, payload]);
       return;
     }
-    if (payload.seq <= entry.seq) return;
-    if (payload.seq > entry.seq + 1 && !entry.terminal && this.hooks.canResume()) {
+    if (seen(entry, payload)) return;
+    const next = epochOf(payload) === entry.seqEpoch ? entry.seq + 1 : 1;
+    if (payload.seq > next && !entry.terminal && this.hooks.canResume()) {
       this.beginResume([entry]);
       entry.buffer.push([name, payload]);
       this.hooks.resume([entry]);
@@ -130,20 +142,24 @@ export class JobStore {
   /** Hold the entries' events until endResume; returns the job.resume request for them. */
   beginResume(entries) {
     for (const entry of entries) entry.buffer ??= [];
-    return entries.map((entry) => ({ job_id: entry.id, after_seq: entry.seq }));
+    return entries.map((entry) => ({
+      job_id: entry.id,
+      after_seq: entry.seq,
+      epoch: entry.seqEpoch,
+    }));
   }
 
-  /** The replay is in (or failed): apply what was held, in seq order, each seq once. */
+  /** The replay is in (or failed): apply what was held, in order, each event once. */
   endResume(entries) {
     for (const entry of entries) {
       const held = entry.buffer;
       entry.buffer = null;
       if (!held || held.length === 0) continue;
-      held.sort((a, b) => a[1].seq - b[1].seq);
+      held.sort(byPosition);
       const before = { ...entry.job };
       let applied = false;
       for (const [name, payload] of held) {
-        if (payload.seq <= entry.seq) continue;
+        if (seen(entry, payload)) continue;
         this.apply(entry, name, payload);
         applied = true;
       }
@@ -153,6 +169,7 @@ export class JobStore {
 
   apply(entry, name, payload) {
     entry.seq = payload.seq;
+    entry.seqEpoch = epochOf(payload);
     reduce(entry, name, payload);
     this.hooks.applied(entry, name, payload);
   }
