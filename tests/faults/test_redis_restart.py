@@ -15,8 +15,6 @@ the jobs have ended (as the page does when a job's row says it ended).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -28,9 +26,9 @@ import pytest
 import redis
 import socketio
 
-from jobcast.procs import free_port, redis_server_command, wait_for_port
 from tests.faults.conftest import FaultStack, statuses, wait_until
 from tests.integration.support import EVENTS, Api
+from tests.redis_server import RedisServer
 
 OUTAGE_SECONDS = 5.0
 JOBS = 10
@@ -49,30 +47,11 @@ TERMINAL_BOUND = 45.0
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
-class PrivateRedis:
+class PrivateRedis(RedisServer):
     """A Redis server with an append-only file, stopped and started again by the test."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.directory.mkdir(exist_ok=True)
-        command = redis_server_command(self.port, self.directory, persist=True)
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.port)
-
-    def stop(self) -> None:
-        """SIGTERM: Redis writes out its append-only file and exits."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-
-    def wipe(self) -> None:
-        """Lose every byte Redis had on disk."""
-        shutil.rmtree(self.directory)
+        super().__init__(directory, persist=True)
 
     def consumers(self) -> int:
         """Connections blocked in BRPOP (the worker consuming its queues); -1 if Redis is down."""

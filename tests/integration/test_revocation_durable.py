@@ -8,11 +8,9 @@ revoked, a used refresh token stays used, and Redis's copy is rebuilt by the nex
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,9 +21,9 @@ from jobcast.auth.models import RevokedToken
 from jobcast.auth.revocations import revoke, revoked_among
 from jobcast.dbtypes import utcnow
 from jobcast.extensions import db
-from jobcast.procs import free_port, redis_server_command, wait_for_port
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Api, assert_problem, refusal
+from tests.redis_server import RedisServer
 
 ME = "/api/v1/me"
 REFRESH = "/api/v1/auth/refresh"
@@ -33,44 +31,16 @@ LOGOUT = "/api/v1/auth/logout"
 LOADED = "jobcast:revocations:loaded"
 
 
-class EmptiedRedis:
-    """A Redis server without persistence that a test can restart empty on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            redis_server_command(self.port, self.directory, persist=False),
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for_port("127.0.0.1", self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def restart_empty(self) -> None:
-        self.stop()
-        self.start()
-        assert Redis.from_url(self.url).dbsize() == 0
-
-
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmptiedRedis]:
-    server = EmptiedRedis(tmp_path_factory.mktemp("emptied-redis"))
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("emptied-redis"), persist=False)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def web(redis_server: EmptiedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def web(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A web server alone (no worker) over that Redis and a SQLite database of its own."""
     overrides = {
         "JOBCAST_SOCKET_AUTH_CHECK_SECONDS": "0.5",
@@ -106,7 +76,7 @@ def refresh(user: Api, refresh_token: str | None) -> requests.Response:
 
 
 def test_a_signed_out_session_stays_signed_out_after_redis_restarts_empty(
-    web: Stack, redis_server: EmptiedRedis
+    web: Stack, redis_server: RedisServer
 ) -> None:
     signed_out = web.api().signup()
     assert signed_out.post(LOGOUT).status_code == 204
@@ -126,7 +96,7 @@ def test_a_signed_out_session_stays_signed_out_after_redis_restarts_empty(
 
 
 def test_a_used_refresh_token_is_still_detected_after_redis_restarts_empty(
-    web: Stack, redis_server: EmptiedRedis
+    web: Stack, redis_server: RedisServer
 ) -> None:
     user = web.api().signup()
     first_refresh = user.refresh_token
@@ -143,9 +113,7 @@ def test_a_used_refresh_token_is_still_detected_after_redis_restarts_empty(
     assert_problem(refresh(user, newest["refresh_token"]), 401)
 
 
-def test_a_refresh_token_works_once_across_a_restart(
-    web: Stack, redis_server: EmptiedRedis
-) -> None:
+def test_a_refresh_token_works_once_across_a_restart(web: Stack, redis_server: RedisServer) -> None:
     user = web.api().signup()
     redis_server.restart_empty()
     rotated = refresh(user, user.refresh_token)
@@ -155,7 +123,7 @@ def test_a_refresh_token_works_once_across_a_restart(
 
 
 def test_a_revoked_token_cannot_open_a_socket_after_redis_restarts_empty(
-    web: Stack, redis_server: EmptiedRedis
+    web: Stack, redis_server: RedisServer
 ) -> None:
     user = web.api().signup()
     assert user.post(LOGOUT).status_code == 204
@@ -165,7 +133,7 @@ def test_a_revoked_token_cannot_open_a_socket_after_redis_restarts_empty(
 
 
 def test_a_socket_is_disconnected_by_a_sign_out_made_after_redis_restarted_empty(
-    web: Stack, redis_server: EmptiedRedis
+    web: Stack, redis_server: RedisServer
 ) -> None:
     user = web.api().signup()
     listener = web.listen(user.token)
@@ -184,7 +152,7 @@ def test_a_socket_is_disconnected_by_a_sign_out_made_after_redis_restarted_empty
 
 
 def test_without_redis_copy_a_background_check_waits_instead_of_guessing(
-    web: Stack, redis_server: EmptiedRedis
+    web: Stack, redis_server: RedisServer
 ) -> None:
     """The socket sweep has no app context to ask the database: it gets a RedisError (and
     decides on its next round), never "not revoked" for a token that is."""
@@ -203,7 +171,7 @@ def test_without_redis_copy_a_background_check_waits_instead_of_guessing(
 
 
 def test_expired_revocations_are_deleted_as_new_ones_are_written(
-    web: Stack, redis_server: EmptiedRedis
+    web: Stack, redis_server: RedisServer
 ) -> None:
     app = web.app()
     redis = Redis.from_url(redis_server.url, decode_responses=True)
