@@ -36,7 +36,8 @@ def recorded_events(api: Api, job_id: str) -> list[tuple[int, str]]:
     with api.get(f"/api/v1/jobs/{job_id}/events", stream=True) as response:
         for line in response.iter_lines(decode_unicode=True):
             if line == "" and "event" in fields:
-                events.append((int(fields["id"]), fields["event"]))
+                # The id is <epoch>-<seq>.
+                events.append((int(fields["id"].rpartition("-")[2]), fields["event"]))
             if line == "":
                 fields = {}
             elif not line.startswith(":"):
