@@ -126,7 +126,7 @@ async def sse(target: Target) -> dict[str, Any]:
                 if "data" in fields:  # a blank line ends an event; "retry:" alone is none
                     last = time.perf_counter()
                     first = first or last
-                    seqs.append(int(fields["id"]))
+                    seqs.append(int(fields["id"].rpartition("-")[2]))  # <epoch>-<seq>
                     names.append(fields.get("event", "message"))
                     id_mismatches += json.loads(fields["data"]).get("seq") != seqs[-1]
                 fields = {}
