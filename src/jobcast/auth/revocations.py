@@ -211,11 +211,15 @@ def advance_family(family: str, jti: str, new_jti: str) -> bool:
             return True
         # Signing in writes no row, so none yet means this is the sign-in's first refresh; a
         # row naming another token means this one was used before.
+        # RETURNING says whether the row went in: on PostgreSQL (psycopg) the rowcount of an
+        # INSERT that did nothing on conflict was not 0, which let a reused token through.
         first = conn.execute(
             _INSERTS[conn.dialect.name](_FAMILIES)
             .values(id=family, refresh_jti=new_jti, expires_at=expires_at)
             .on_conflict_do_nothing()
-        )
-        if first.rowcount:
-            _prune(conn, _FAMILIES)
-        return bool(first.rowcount)
+            .returning(_FAMILIES.c.id)
+        ).first()
+        if first is None:
+            return False
+        _prune(conn, _FAMILIES)
+        return True
