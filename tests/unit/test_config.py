@@ -138,7 +138,7 @@ def test_a_rate_limit_in_the_wrong_notation_names_the_variable() -> None:
 
 def test_jobcast_check_lists_what_is_unsafe_and_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     # Whether Redis persists is asked of a real server in integration/test_check_persistence.py.
-    monkeypatch.setattr("jobcast.cli._redis_persistence", lambda url, holds: (None, None))
+    monkeypatch.setattr("jobcast.persistence.redis_persistence", lambda url, holds: (None, None))
     for key in ("JOBCAST_SECRET_KEY", "JOBCAST_JWT_SECRET_KEY", "JOBCAST_DATABASE_URL"):
         monkeypatch.delenv(key, raising=False)
     result = CliRunner().invoke(main, ["check"])
