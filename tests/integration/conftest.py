@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from jobcast import create_app
+from jobcast import create_app, migrate
 from jobcast.procs import free_port, redis_server_command, wait_for_port
 from jobcast.testing import LocalStack
 from tests.integration.support import Api, Listener
@@ -61,6 +61,22 @@ def spare_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
     yield f"redis://127.0.0.1:{port}/0", proc
     proc.kill()
     proc.wait()
+
+
+def migrated_app(tmp_path: Path, redis_url: str, **settings: Any) -> Flask:
+    """An in-process testing app over ``redis_url`` and a migrated SQLite file of its own."""
+    app = create_app(
+        {
+            "env": "testing",
+            "redis_url": redis_url,
+            "database_url": f"sqlite:///{tmp_path / 'jobcast.db'}",
+            "storage_dir": tmp_path / "results",
+            **settings,
+        }
+    )
+    with app.app_context():
+        migrate.upgrade()
+    return app
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,11 @@ import requests
 from flask import Flask
 from redis import Redis
 
-from jobcast import create_app, migrate
 from jobcast.auth.users import create_user
 from jobcast.config import celery_config, load_settings
 from jobcast.jobs import service
 from jobcast.procs import free_port
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, migrated_app
 from tests.integration.support import Api
 
 needs_flower = pytest.mark.skipif(
@@ -143,16 +142,8 @@ def test_flower_lists_a_finished_job_under_its_type_and_reads_the_broker(
 @pytest.fixture
 def spare_app(tmp_path: Path, spare_redis: tuple[str, Any]) -> Iterator[Flask]:
     """An in-process app over a Redis no worker consumes, inside its app context."""
-    app = create_app(
-        {
-            "env": "testing",
-            "redis_url": spare_redis[0],
-            "database_url": f"sqlite:///{tmp_path / 'jobcast.db'}",
-            "storage_dir": tmp_path / "results",
-        }
-    )
+    app = migrated_app(tmp_path, spare_redis[0])
     with app.app_context():
-        migrate.upgrade()
         yield app
 
 

@@ -13,39 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from redis import Redis
 
-from jobcast import create_app, migrate
 from jobcast.auth.users import create_user
 from jobcast.errors import ServiceUnavailable
 from jobcast.extensions import db
 from jobcast.jobs import recovery, service
 from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
+from tests.integration.conftest import migrated_app
 
 QUEUE = "jobcast.io"
-
-
-def _app(tmp_path: Path, redis_url: str, **settings: Any) -> Flask:
-    app = create_app(
-        {
-            "env": "testing",
-            "redis_url": redis_url,
-            "database_url": f"sqlite:///{tmp_path / 'jobcast.db'}",
-            "storage_dir": tmp_path / "results",
-            **settings,
-        }
-    )
-    with app.app_context():
-        migrate.upgrade()
-    return app
 
 
 @pytest.fixture
 def owner(tmp_path: Path, spare_redis: tuple[str, Any]) -> Iterator[int]:
     """Inside the context of an app whose Redis is ``spare_redis``: a new user's id."""
-    with _app(tmp_path, spare_redis[0]).app_context():
+    with migrated_app(tmp_path, spare_redis[0]).app_context():
         yield create_user("spare@example.com", "correct horse battery").id
 
 
@@ -103,7 +87,7 @@ def test_a_separate_broker_gets_the_message_after_the_event_and_the_row_its_mark
     tmp_path: Path, spare_redis: tuple[str, Any], redis_url: str
 ) -> None:
     broker_url, _ = spare_redis
-    app = _app(tmp_path, redis_url, broker_url=broker_url)
+    app = migrated_app(tmp_path, redis_url, broker_url=broker_url)
     with app.app_context():
         assert not current_runtime().settings.atomic_dispatch
         owner = create_user("apart@example.com", "correct horse battery").id

@@ -20,14 +20,13 @@ import pytest
 import socketio
 from sqlalchemy import update
 
-from jobcast import create_app, migrate
 from jobcast.auth.users import create_user
 from jobcast.dbtypes import utcnow
 from jobcast.extensions import db
 from jobcast.jobs import lifecycle, recovery, service
 from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
-from tests.integration.conftest import ROOT, Stack
+from tests.integration.conftest import ROOT, Stack, migrated_app
 from tests.integration.support import EVENTS, TERMINAL_EVENTS, Api
 
 
@@ -208,17 +207,8 @@ def test_a_committed_job_whose_dispatch_never_happened_is_sent_by_the_sweeper(
 @pytest.fixture
 def sweep_owner(tmp_path: Path, spare_redis: tuple[str, Any]) -> Iterator[int]:
     """Inside an app over ``spare_redis`` (test job types registered): a new user's id."""
-    app = create_app(
-        {
-            "env": "testing",
-            "redis_url": spare_redis[0],
-            "database_url": f"sqlite:///{tmp_path / 'jobcast.db'}",
-            "storage_dir": tmp_path / "results",
-            "job_modules": "jobcast.builtin,tests.faults.jobs",
-        }
-    )
+    app = migrated_app(tmp_path, spare_redis[0], job_modules="jobcast.builtin,tests.faults.jobs")
     with app.app_context():
-        migrate.upgrade()
         yield create_user("sweep@example.com", "correct horse battery").id
 
 
