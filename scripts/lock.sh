@@ -24,8 +24,8 @@ compile() {
 }
 
 lock() {
-  compile --output-file requirements/run.txt
-  compile --extra test --extra postgres --extra fast-xlsx --extra flower \
+  compile --extra service --output-file requirements/run.txt
+  compile --extra service --extra test --extra postgres --extra fast-xlsx --extra flower \
     --constraint requirements/run.txt --output-file requirements/test.txt
 }
 

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 from flask import Flask
 from flask_cors import CORS
+from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from jobcast.auth.identity import ServiceIdentity
 from jobcast.bulkhead import ApiBulkhead
 from jobcast.config import Settings, celery_config, flask_config, load_settings
+from jobcast.db.database import sqlite_pragmas
+from jobcast.extension import Jobcast
 from jobcast.extensions import celery_init_app, db, jwt, limiter, socketio
-from jobcast.jobs.registry import registry
+from jobcast.jobs.tooling import name_sent_events_by_type
 from jobcast.logs import configure_logging
 from jobcast.realtime import jsoncodec
 from jobcast.realtime.handshake import PlainWebSockets
 from jobcast.realtime.lean_sockets import use_lean_sockets
 from jobcast.realtime.pubsub import UserChannelManager
+from jobcast.runtime import runtime_of
 
 log = logging.getLogger(__name__)
+
+_SIGN_IN = (
+    "Sign in with `POST /api/v1/auth/login` and send the access token as"
+    " `Authorization: Bearer <token>`."
+)
 
 
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
@@ -65,48 +74,35 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         app.wsgi_app, settings.web_api_concurrency, settings.max_body_bytes
     )
     celery = celery_init_app(app)
-    _load_job_modules(settings)
-    _register(app, settings, celery)
+    name_sent_events_by_type(celery)
+    with app.app_context():
+        event.listen(db.engine, "connect", sqlite_pragmas)
+    Jobcast(
+        app,
+        db=db,
+        celery=celery,
+        socketio=socketio,
+        identity=ServiceIdentity(),
+        url_prefix="/api/v1",
+        namespace="/",
+        settings=settings,
+    )
+    runtime_of(app).sign_in = _SIGN_IN
+    _register(app)
     return app
 
 
-def _load_job_modules(settings: Settings) -> None:
-    """Import the modules whose ``@job`` functions fill the registry (web and worker alike)."""
-    for name in filter(None, (m.strip() for m in settings.job_modules.split(","))):
-        importlib.import_module(name)
-    for job_type in registry:
-        # The Redis broker hands an unacknowledged message to another worker after the
-        # visibility timeout: a job that may run longer would then run twice at once.
-        longest = job_type.time_limit + 30 + job_type.retry_backoff_max
-        if longest >= settings.visibility_timeout:
-            log.warning(
-                "job type %s may hold its message %g s, longer than JOBCAST_VISIBILITY_TIMEOUT"
-                " (%d s); raise the timeout or lower the time limit",
-                job_type.name,
-                longest,
-                settings.visibility_timeout,
-            )
-
-
-def _register(app: Flask, settings: Settings, celery: Any) -> None:
+def _register(app: Flask) -> None:
     from jobcast import health
     from jobcast.apidocs import views as apidocs_views
     from jobcast.auth import views as auth_views
     from jobcast.auth.tokens import init_tokens
     from jobcast.http import register_http
-    from jobcast.jobs import api as jobs_api
-    from jobcast.jobs.tasks import register_tasks
-    from jobcast.realtime.handlers import register_handlers
-    from jobcast.runtime import init_runtime
     from jobcast.web import views as web_views
 
-    register_tasks(celery)
-    init_runtime(app, settings, registry, celery)
     register_http(app)
     init_tokens(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_views.bp)
-    app.register_blueprint(jobs_api.bp)
     app.register_blueprint(apidocs_views.bp)
     app.register_blueprint(web_views.bp)
-    register_handlers(app, socketio)

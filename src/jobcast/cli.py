@@ -15,7 +15,7 @@ from jobcast import persistence
 from jobcast.cli_errors import JobcastGroup, check_database, check_redis
 from jobcast.config import Settings, load_settings, unsafe_for_production
 from jobcast.errors import ConfigError
-from jobcast.jobs.registry import QUEUES
+from jobcast.jobs.registry import queue_names
 from jobcast.procs import (
     NO_PARENT_DEATH_SIGNAL,
     ChildExited,
@@ -63,11 +63,12 @@ def worker_commands(pool: str, settings: Settings) -> list[tuple[str, list[str]]
         "io": ("gevent", settings.io_concurrency),
         "cpu": ("prefork", settings.cpu_concurrency),
     }
+    queues = queue_names(settings.queue_prefix)
     return [
         (
             f"worker-{kind}",
             _celery_argv(
-                "worker", "-Q", QUEUES[kind], "-P", shape[kind][0], "-c", str(shape[kind][1]),
+                "worker", "-Q", queues[kind], "-P", shape[kind][0], "-c", str(shape[kind][1]),
                 "-n", f"{kind}@%h", "--without-gossip", "--without-mingle",
                 "-l", settings.log_level,
             ),

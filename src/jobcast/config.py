@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from jobcast.broker import transport_for
 from jobcast.errors import ConfigError
-from jobcast.jobs.registry import QUEUES
+from jobcast.jobs.registry import queue_names
 
 Profile = Literal["development", "testing", "production"]
 
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
     jwt_secret_key: str = ""
     storage_dir: Path = Path("instance/results")
+    storage_backend: str = "local"
     public_url: str = ""
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(30, ge=1, le=365)
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
     # a few Redis publishes per job, by the submitting web process and the worker.
     task_events: bool = True
     job_modules: str = "jobcast.builtin"
+    # Where the extension mounts in a host app (the service mounts at /api/v1 and /).
+    url_prefix: str = Field("/jobcast", pattern=r"^(/[A-Za-z0-9._~-]+)+$")
+    namespace: str = Field("/jobcast", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    queue_prefix: str = Field("jobcast", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,100}$")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_user: str = ""
@@ -273,6 +279,18 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError(f"invalid configuration: {problems}") from None
 
 
+def settings_from_config(config: Mapping[str, Any]) -> Settings:
+    """Settings from a host app's ``JOBCAST_*`` config keys (over the environment's). A host
+    registers its own job types by importing them: no job module is loaded unless named."""
+    overrides = {
+        key.removeprefix("JOBCAST_").lower(): value
+        for key, value in config.items()
+        if key.startswith("JOBCAST_")
+    }
+    overrides.setdefault("job_modules", os.environ.get("JOBCAST_JOB_MODULES", ""))
+    return load_settings(overrides)
+
+
 def _describe(error: Any) -> str:
     """One problem, naming the variable and (for a single field, never a secret) the value."""
     if not error["loc"]:  # a check across fields: its message names the variables itself
@@ -306,14 +324,14 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
         "DEBUG": settings.debug,
         "RATELIMIT_ENABLED": settings.rate_limits,
-        "RATELIMIT_STORAGE_URI": _limits_storage(settings.redis_url),
+        "RATELIMIT_STORAGE_URI": limits_storage(settings.redis_url),
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_KEY_PREFIX": "jobcast:limits",
     }
 
 
-def _limits_storage(redis_url: str) -> str:
+def limits_storage(redis_url: str) -> str:
     """The rate limiter's name for the same Redis (it spells a Unix socket differently)."""
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url.removeprefix("unix://")
@@ -362,9 +380,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "task_default_queue": "jobcast.io",
+        "task_default_queue": queue_names(settings.queue_prefix)["io"],
         # Both queues by default, so a plain `celery -A jobcast.worker worker` runs every job.
-        "task_queues": [Queue(name) for name in QUEUES.values()],
+        "task_queues": [Queue(name) for name in queue_names(settings.queue_prefix).values()],
         "task_publish_retry_policy": {
             "max_retries": 2,
             "interval_start": 0,

@@ -1,7 +1,8 @@
-"""The jobcast error hierarchy and the one function that renders errors as problem+json.
+"""The jobcast error hierarchy; no Flask here (``jobcast.http`` renders them as problem+json).
 
 ``JobcastError`` is the root. ``ApiError`` and its subclasses carry an HTTP status and a stable
-``type`` URI (RFC 9457); views and services raise them and ``problem_response`` renders them.
+``type`` URI (RFC 9457); views and services raise them and ``http.problem_response`` renders
+them.
 ``ConfigError`` stops start-up. ``JobError`` is what a job function raises to fail with a message
 the user may read; ``TransientJobError`` asks for a retry with backoff; ``ParamsRefused`` is what a
 job type's submit-time check raises (a 422 at submit, a failed job at run time).
@@ -10,8 +11,6 @@ job type's submit-time check raises (a 422 at submit, a failed job at run time).
 from __future__ import annotations
 
 from typing import Any
-
-from flask import Response, g, json
 
 PROBLEM_BASE = "https://jobcast.dev/problems/"
 
@@ -115,43 +114,6 @@ class ServiceUnavailable(ApiError):
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
-
-
-def problem_response(
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    *,
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    """Render one RFC 9457 problem document; every HTTP error jobcast sends goes through here."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if errors is not None:
-        body["errors"] = errors
-    request_id = g.get("request_id")
-    if request_id:
-        body["request_id"] = request_id
-    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
-    response.headers.update(headers or {})
-    return response
-
-
-def api_error_response(error: ApiError) -> Response:
-    return problem_response(
-        error.status,
-        error.slug,
-        error.title,
-        error.detail,
-        errors=error.errors,
-        headers=error.headers,
-    )
 
 
 def pydantic_errors(exc: Any) -> list[dict[str, Any]]:

@@ -5,23 +5,23 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Request, Response, g, request
+from flask import Blueprint, Flask, Request, Response, current_app, g, json, request
 from flask.sessions import SessionInterface, SessionMixin
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError as DatabaseError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from jobcast.errors import (
+    PROBLEM_BASE,
     ApiError,
     BadRequest,
     ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
-    api_error_response,
-    problem_response,
 )
 from jobcast.errors import pydantic_errors as field_errors
 from jobcast.logs import request_id_var
@@ -84,8 +84,54 @@ def register_http(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected_error)
 
 
+def guard_blueprint(bp: Blueprint, max_body_bytes: Callable[[], int]) -> None:
+    """jobcast's rules on jobcast's routes, whatever the app around them does: request ids,
+    the body limit (413), problem+json for every error (unknown paths and methods under the
+    prefix too, through a catch-all route) and the security headers. A host's own routes get
+    none of them."""
+    bp.before_request(_assign_request_id)
+    bp.before_request(lambda: _limit_body(max_body_bytes()))
+    bp.after_request(_return_request_id)
+    bp.after_request(_security_headers)
+    bp.teardown_request(_forget_request_id)
+    bp.register_error_handler(ApiError, api_error_response)
+    bp.register_error_handler(HTTPException, _http_error)
+    # By code too: Flask asks an app's handler for a code before a blueprint's for a class.
+    for code in _HTTP_SLUGS:
+        bp.register_error_handler(code, _http_error)
+    bp.register_error_handler(RedisError, _dependency_down)
+    bp.register_error_handler(DatabaseError, _dependency_down)
+    bp.register_error_handler(Exception, _unexpected_error)
+    bp.add_url_rule("/<path:unknown>", "unknown", _unknown, methods=_METHODS)
+
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _limit_body(most: int) -> None:
+    request.max_content_length = most
+
+
+def _unknown(unknown: str) -> Response:
+    """A path under the prefix that names nothing: 404, or 405 where another method would do."""
+    adapter = current_app.create_url_adapter(request)
+    allowed = []
+    for method in _METHODS:
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)  # type: ignore[union-attr]
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    raise NotFound()
+
+
 def _assign_request_id() -> None:
     """Accept the caller's X-Request-ID when it is sane, else make one."""
+    if "request_id" in g:
+        return  # the app's own hook (the service's) already did
     given = request.headers.get("X-Request-ID", "")
     g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
     g.request_id_token = request_id_var.set(g.request_id)
@@ -176,7 +222,10 @@ def json_body() -> Any:
     (nested too deeply included: see ``ApiRequest``)."""
     if not request.is_json:
         raise UnsupportedMediaType("send the body as application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # a host's request class, without ``ApiRequest``'s guard
+        data = None
     if data is None:
         raise BadRequest("the request body is not valid JSON, or is nested too deeply")
     return data
@@ -188,3 +237,40 @@ def parse_body(model: type[M]) -> M:
         return model.model_validate(json_body())
     except ValidationError as exc:
         raise ValidationFailed("the request body is invalid", errors=field_errors(exc)) from None
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render one RFC 9457 problem document; every HTTP error jobcast sends goes through here."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response.headers.update(headers or {})
+    return response
+
+
+def api_error_response(error: ApiError) -> Response:
+    return problem_response(
+        error.status,
+        error.slug,
+        error.title,
+        error.detail,
+        errors=error.errors,
+        headers=error.headers,
+    )

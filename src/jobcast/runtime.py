@@ -1,23 +1,31 @@
-"""Per-app runtime objects (Redis client, event publisher, storage, signer) in app.extensions.
+"""Per-app runtime objects (Redis client, event publisher, storage, signer...) in
+``app.extensions["jobcast"]``.
 
-Built once by ``create_app`` and shared by the web views and the worker tasks of that app;
+Built once by ``Jobcast.init_app`` and shared by the web views and the worker tasks of that app;
 ``current_runtime()`` finds them from inside any app context.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import Celery
 from flask import Flask, current_app
+from flask_socketio import SocketIO
 from redis import BlockingConnectionPool, Redis
 
-from jobcast.config import Settings
+from jobcast.broker import TRANSPORT
+from jobcast.config import Settings, limits_storage
+from jobcast.db.database import Database
+from jobcast.identity import Identity
 from jobcast.jobs.events import EventPublisher
 from jobcast.jobs.lease import Leases
-from jobcast.jobs.registry import Registry
+from jobcast.jobs.ratelimit import SubmitLimit
+from jobcast.jobs.registry import Bound, Registry, queue_names
 from jobcast.jobs.results import DownloadSigner
-from jobcast.storage import LocalStorage, ResultStorage
+from jobcast.realtime.sessions import Endings, PerUserCount, SocketSessions
+from jobcast.realtime.wire import Wire
+from jobcast.storage import ResultStorage, make_storage
 
 
 @dataclass
@@ -30,9 +38,45 @@ class Runtime:
     storage: ResultStorage
     signer: DownloadSigner
     celery: Celery
+    database: Database
+    identity: Identity
+    socketio: SocketIO
+    sockets: SocketSessions
+    url_prefix: str
+    # Open Server-Sent Events streams per owner in this process.
+    streams: PerUserCount = field(default_factory=PerUserCount)
+    # How a client signs in, for the OpenAPI document (the app's business, not jobcast's).
+    sign_in: str = ""
+    # None when JOBCAST_RATE_LIMITS is off.
+    submit_limit: SubmitLimit | None = None
+    openapi: bytes | None = None
+
+    @property
+    def queues(self) -> dict[Bound, str]:
+        return queue_names(self.settings.queue_prefix)
+
+    @property
+    def atomic_dispatch(self) -> bool:
+        """Whether a job's ``job.queued`` event and its broker message go in one Lua step: only
+        through jobcast's own Redis transport on the event log's server (``jobcast.broker``),
+        never a host Celery's transport."""
+        conf = self.celery.conf
+        return conf.broker_transport == TRANSPORT and conf.broker_url == self.settings.redis_url
 
 
-def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Celery) -> Runtime:
+def init_runtime(
+    app: Flask,
+    settings: Settings,
+    registry: Registry,
+    *,
+    celery: Celery,
+    database: Database,
+    identity: Identity,
+    socketio: SocketIO,
+    wire: Wire,
+    namespace: str,
+    url_prefix: str,
+) -> Runtime:
     # One connection per concurrent request or job at most; past that, wait rather than fail.
     max_connections = max(settings.web_threads, settings.io_concurrency) + 20
     redis = Redis(
@@ -59,19 +103,36 @@ def init_runtime(app: Flask, settings: Settings, registry: Registry, celery: Cel
         redis=redis,
         events=EventPublisher(
             redis,
-            channel=settings.socketio_channel,
+            wire=wire,
             retention_seconds=int(settings.event_retention_hours * 3600),
             durable=settings.durable_events,
             reader=stream_reader,
         ),
         leases=Leases(redis, ttl=settings.job_lease_seconds),
-        storage=LocalStorage(settings.storage_dir),
+        storage=make_storage(settings),
         signer=DownloadSigner(
             app.config["SECRET_KEY"],
             max_age_seconds=settings.download_url_minutes * 60,
             public_url=settings.public_url,
+            prefix=url_prefix,
         ),
         celery=celery,
+        database=database,
+        identity=identity,
+        socketio=socketio,
+        sockets=SocketSessions(
+            app,
+            socketio,
+            identity,
+            Endings(redis, keep_seconds=3 * settings.socket_auth_check_seconds),
+            namespace=namespace,
+            per_user=settings.max_sockets_per_user,
+            every=settings.socket_auth_check_seconds,
+        ),
+        url_prefix=url_prefix,
+        submit_limit=SubmitLimit(limits_storage(settings.redis_url))
+        if settings.rate_limits
+        else None,
     )
     app.extensions["jobcast"] = runtime
     return runtime

@@ -391,7 +391,7 @@ def test_signed_link_works_without_authorization_but_only_for_its_job(
 ) -> None:
     job = api.wait_job(api.submit("demo.steps", QUICK)["id"])
     other = api.wait_job(api.submit("demo.steps", QUICK)["id"])
-    owner_id = api.get("/api/v1/me").json()["id"]
+    owner_id = str(api.get("/api/v1/me").json()["id"])
     signer = server_app.extensions["jobcast"].signer
     anonymous = stack.api()
     link = signer.url(job["id"], owner_id)
@@ -405,7 +405,7 @@ def test_signed_link_works_without_authorization_but_only_for_its_job(
 
 def test_signed_link_naming_another_owner_is_404(stack: Stack, api: Api, server_app: Flask) -> None:
     job = api.wait_job(api.submit("demo.steps", QUICK)["id"])
-    intruder_id = stack.api().signup().get("/api/v1/me").json()["id"]
+    intruder_id = str(stack.api().signup().get("/api/v1/me").json()["id"])
     link = server_app.extensions["jobcast"].signer.url(job["id"], intruder_id)
     assert_problem(stack.api().get(link), 404)
 
@@ -418,7 +418,7 @@ def _stored_request_id(stack: Stack, job_id: str) -> str | None:
     try:
         with engine.connect() as conn:
             value = conn.execute(
-                text("SELECT request_id FROM jobs WHERE id = :id"), {"id": job_id}
+                text("SELECT request_id FROM jobcast_jobs WHERE id = :id"), {"id": job_id}
             ).scalar_one()
             return None if value is None else str(value)
     finally:

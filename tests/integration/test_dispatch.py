@@ -16,10 +16,10 @@ import pytest
 from redis import Redis
 
 from jobcast.auth.users import create_user
+from jobcast.db.tables import Job
 from jobcast.errors import ServiceUnavailable
 from jobcast.extensions import db
 from jobcast.jobs import recovery, service
-from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
 from tests.integration.conftest import migrated_app
 
@@ -42,7 +42,7 @@ def test_the_message_is_pushed_with_the_queued_event_and_marks_nothing(
     owner: int, spare_redis: tuple[str, Any]
 ) -> None:
     redis_url, _ = spare_redis
-    assert current_runtime().settings.atomic_dispatch
+    assert current_runtime().atomic_dispatch
     job, replayed = service.submit(owner, "demo.steps", {"steps": 1}, "req-1")
     assert not replayed
     [message] = _messages(redis_url)
@@ -89,7 +89,7 @@ def test_a_separate_broker_gets_the_message_after_the_event_and_the_row_its_mark
     broker_url, _ = spare_redis
     app = migrated_app(tmp_path, redis_url, broker_url=broker_url)
     with app.app_context():
-        assert not current_runtime().settings.atomic_dispatch
+        assert not current_runtime().atomic_dispatch
         owner = create_user("apart@example.com", "correct horse battery").id
         job, _ = service.submit(owner, "demo.steps", {"steps": 1}, None)
         [message] = _messages(broker_url)

@@ -1,8 +1,9 @@
-"""A submit's insert and a job's start and success statements on the driver (jobs.driver), on
+"""A submit's insert and a job's start and success statements on the driver (db.driver), on
 the suite's database.
 
 The values they write and return must be the ones Core would; a watched engine must see them;
-a failing start must not keep its lease; a job function's unsaved work commits with success.
+a failing start must not keep its lease; a job function's unsaved work in the host's session
+is never committed by jobcast.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from jobcast.auth.users import create_user
 from jobcast.builtin.models import Order
+from jobcast.db.driver import DriverStatement
+from jobcast.db.tables import Job
+from jobcast.db.types import utcnow
 from jobcast.extensions import db
-from jobcast.jobs import lifecycle, service, states
-from jobcast.jobs.driver import DriverStatement
-from jobcast.jobs.models import Job
+from jobcast.jobs import lifecycle, service, states, store
 from jobcast.runtime import current_runtime
 
 
@@ -33,7 +35,7 @@ def ctx(server_app: Flask) -> Iterator[int]:
 
 
 def _queued(owner_id: int) -> str:
-    job = Job(id=str(uuid.uuid4()), owner_id=owner_id, type="demo.steps", params={"steps": 1})
+    job = Job(id=str(uuid.uuid4()), owner_id=str(owner_id), type="demo.steps", params={"steps": 1})
     db.session.add(job)
     db.session.commit()
     return job.id
@@ -45,7 +47,7 @@ def _row(job_id: str) -> dict[str, Any]:
 
 def test_the_start_returns_and_stores_what_core_reads_back(ctx: int) -> None:
     job_id = _queued(ctx)
-    returned = lifecycle._START.run(db.engine, {"job_id": job_id, "now": lifecycle.utcnow()})
+    returned = store._START.run(db.engine, {"job_id": job_id, "now": utcnow()})
     assert returned is not None
     stored = _row(job_id)
     assert returned == stored
@@ -53,7 +55,7 @@ def test_the_start_returns_and_stores_what_core_reads_back(ctx: int) -> None:
     assert stored["started_at"].tzinfo is not None and stored["params"] == {"steps": 1}
     db.session.execute(update(Job).where(Job.id == job_id).values(status=states.CANCELLED))
     db.session.commit()
-    again = lifecycle._START.run(db.engine, {"job_id": job_id, "now": lifecycle.utcnow()})
+    again = store._START.run(db.engine, {"job_id": job_id, "now": utcnow()})
     assert again is None, "a cancelled job must not start"
 
 
@@ -63,7 +65,7 @@ def _submission(owner_id: int) -> dict[str, Any]:
 
 def test_the_submit_insert_stores_what_the_model_would_and_returns_it(ctx: int) -> None:
     values = _submission(ctx)
-    returned = service._INSERT_UNDER_CAP.run(db.engine, {**values, "cap": 10})
+    returned = store._INSERT_UNDER_CAP.run(db.engine, {**values, "cap": 10})
     assert returned is not None
     stored = _row(values["id"])
     assert returned == stored
@@ -76,7 +78,7 @@ def test_the_submit_insert_stores_what_the_model_would_and_returns_it(ctx: int) 
 def test_the_submit_insert_writes_nothing_at_the_cap(ctx: int) -> None:
     _queued(ctx)
     values = _submission(ctx)
-    assert service._INSERT_UNDER_CAP.run(db.engine, {**values, "cap": 1}) is None
+    assert store._INSERT_UNDER_CAP.run(db.engine, {**values, "cap": 1}) is None
     assert db.session.get(Job, values["id"]) is None
 
 
@@ -90,7 +92,7 @@ def test_a_watched_engine_sees_the_statements(ctx: int) -> None:
     try:
         job_id = _queued(ctx)
         seen.clear()
-        returned = lifecycle._START.run(db.engine, {"job_id": job_id, "now": lifecycle.utcnow()})
+        returned = store._START.run(db.engine, {"job_id": job_id, "now": utcnow()})
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert [s.split()[0] for s in seen] == ["UPDATE"]
@@ -112,13 +114,14 @@ def test_a_start_that_fails_frees_the_lease(ctx: int, monkeypatch: pytest.Monkey
     def unavailable(*_: Any) -> None:
         raise OperationalError("UPDATE jobs ...", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(lifecycle._START, "run", unavailable)
+    monkeypatch.setattr(store._START, "run", unavailable)
     with pytest.raises(OperationalError):
         lifecycle.start_attempt(job_id)
     assert not current_runtime().leases.held(job_id), "a later delivery would wait forever"
 
 
-def test_success_commits_what_the_job_left_in_the_session(ctx: int) -> None:
+def test_success_never_commits_what_the_job_left_in_the_hosts_session(ctx: int) -> None:
+    # jobcast's session is its own: the job function's work is the job function's to commit.
     started = lifecycle.start_attempt(_queued(ctx))
     assert started is not None
     job, lease = started
@@ -138,7 +141,7 @@ def test_success_commits_what_the_job_left_in_the_session(ctx: int) -> None:
     lease.let_lapse()
     db.session.remove()
     assert _row(job.id)["status"] == states.SUCCEEDED
-    assert db.session.scalar(select(Order.customer).where(Order.user_id == ctx)) == "c"
+    assert db.session.scalar(select(Order.customer).where(Order.user_id == ctx)) is None
 
 
 def test_success_alone_writes_the_row_and_the_object(ctx: int) -> None:

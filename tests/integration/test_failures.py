@@ -21,10 +21,10 @@ import socketio
 from sqlalchemy import update
 
 from jobcast.auth.users import create_user
-from jobcast.dbtypes import utcnow
-from jobcast.extensions import db
+from jobcast.db.database import db
+from jobcast.db.tables import Job
+from jobcast.db.types import utcnow
 from jobcast.jobs import lifecycle, recovery, service
-from jobcast.jobs.models import Job
 from jobcast.runtime import current_runtime
 from tests.integration.conftest import ROOT, Stack, migrated_app
 from tests.integration.support import EVENTS, TERMINAL_EVENTS, Api
@@ -187,7 +187,7 @@ def test_a_committed_job_whose_dispatch_never_happened_is_sent_by_the_sweeper(
             # What a web process leaves when it dies between the commit and the publish.
             job = Job(
                 id="6d1f3a9e-59a4-4a55-9a3c-0c7b5f6f0e01",
-                owner_id=user_id,
+                owner_id=str(user_id),
                 type="demo.steps",
                 params={"steps": 2, "step_ms": 10},
                 status="queued",

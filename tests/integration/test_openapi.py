@@ -109,6 +109,8 @@ def test_every_route_of_the_api_and_the_probes_is_documented_with_its_methods(
     for rule in server_app.url_map.iter_rules():
         if not (rule.rule.startswith("/api/v1/") or rule.rule in ("/healthz", "/readyz")):
             continue
+        if rule.endpoint == "jobcast.unknown":  # the catch-all that answers 404/405 there
+            continue
         path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             served.add((path, method.lower()))

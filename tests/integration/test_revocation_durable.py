@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from jobcast.auth.models import RevokedToken
 from jobcast.auth.revocations import revoke, revoked_among
-from jobcast.dbtypes import utcnow
+from jobcast.db.types import utcnow
 from jobcast.extensions import db
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Api, assert_problem, refusal

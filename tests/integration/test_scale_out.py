@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from jobcast.jobs.events import user_channel
+from jobcast.realtime.wire import user_channel
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Api, Listener
 

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from jobcast.auth.models import User
 from jobcast.builtin.mailer import EmailParams, check_recipient
+from jobcast.db.tables import Job
 from jobcast.errors import JobError, ParamsRefused
 from jobcast.extensions import db
-from jobcast.jobs.models import Job
 from tests.integration.conftest import Stack
 from tests.integration.support import Api, assert_problem
 

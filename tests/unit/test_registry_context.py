@@ -163,7 +163,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 def _context(reporter: FakeReporter, interval: float = 0.1) -> JobContext[EmptyParams]:
     return JobContext(
         job_id="job-1",
-        owner_id=7,
+        owner_id="7",
         params=EmptyParams(),
         attempt=1,
         request_id="req-1",
@@ -292,5 +292,5 @@ def test_result_path_comes_from_the_reporter_and_is_remembered(tmp_path: Path) -
 
 def test_context_exposes_the_jobs_identity() -> None:
     ctx = _context(FakeReporter())
-    assert (ctx.job_id, ctx.owner_id, ctx.attempt, ctx.request_id) == ("job-1", 7, 1, "req-1")
+    assert (ctx.job_id, ctx.owner_id, ctx.attempt, ctx.request_id) == ("job-1", "7", 1, "req-1")
     assert ctx.params == EmptyParams()

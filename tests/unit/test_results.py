@@ -14,12 +14,12 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from jobcast.jobs.results import DownloadSigner
 
 SECRET = "download-test-secret-0123456789abcdef"
-OWNER = 42
+OWNER = "42"
 
 
 @pytest.fixture
 def signer() -> DownloadSigner:
-    return DownloadSigner(SECRET, max_age_seconds=900)
+    return DownloadSigner(SECRET, max_age_seconds=900, prefix="/api/v1")
 
 
 @pytest.fixture
@@ -43,7 +43,9 @@ def test_url_points_at_the_jobs_result_with_a_token(signer: DownloadSigner, job_
 
 
 def test_public_url_prefixes_the_link_without_a_double_slash(job_id: str) -> None:
-    signer = DownloadSigner(SECRET, max_age_seconds=60, public_url="https://jobs.example.com/")
+    signer = DownloadSigner(
+        SECRET, max_age_seconds=60, public_url="https://jobs.example.com/", prefix="/api/v1"
+    )
     assert signer.url(job_id, OWNER).startswith(f"https://jobs.example.com/api/v1/jobs/{job_id}/")
 
 
@@ -138,9 +140,10 @@ def test_a_validly_signed_but_malformed_payload_is_refused(
     assert signer.owner(token, job_id) is None
 
 
-def test_an_owner_that_is_not_an_integer_is_refused(signer: DownloadSigner, job_id: str) -> None:
+def test_an_owner_that_is_not_a_string_is_refused(signer: DownloadSigner, job_id: str) -> None:
+    # Owners are strings; a number (a link from before owners were strings) names nobody.
     token = URLSafeTimedSerializer(SECRET, salt="jobcast.download").dumps(
-        {"j": job_id, "o": str(OWNER)}
+        {"j": job_id, "o": int(OWNER)}
     )
     assert signer.owner(token, job_id) is None
 

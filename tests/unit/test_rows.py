@@ -11,15 +11,15 @@ from typing import Any
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.orm import Session
 
-from jobcast import rows
-from jobcast.jobs.models import Job
+from jobcast.db import rows
+from jobcast.db.tables import Job
 
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 
 
 def _row(job_id: str, **changes: Any) -> dict[str, Any]:
     row = {column.key: None for column in Job.__table__.columns}
-    row.update(id=job_id, owner_id=1, type="demo.steps", params={}, status="queued")
+    row.update(id=job_id, owner_id="1", type="demo.steps", params={}, status="queued")
     row.update(progress=0.0, attempts=0, celery_task_id=job_id, created_at=NOW, updated_at=NOW)
     return {**row, **changes}
 
@@ -50,8 +50,8 @@ def test_adopt_works_before_anything_configured_the_mappers() -> None:
         """
         from sqlalchemy import create_engine, inspect
         from sqlalchemy.orm import Session
-        from jobcast import rows
-        from jobcast.jobs.models import Job
+        from jobcast.db import rows
+        from jobcast.db.tables import Job
         from tests.unit.test_rows import _row
         assert not inspect(Job).configured
         job = rows.adopt(Session(create_engine("sqlite://")), Job, _row("j-1"))

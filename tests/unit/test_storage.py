@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jobcast.storage import LocalStorage
+from jobcast.config import Settings
+from jobcast.errors import ConfigError
+from jobcast.storage import LocalStorage, make_storage
 
-OWNER = 7
+OWNER = "7"
 
 
 @pytest.fixture
@@ -159,3 +161,26 @@ def test_commit_refuses_a_staged_path_outside_the_root(
     with pytest.raises(ValueError):
         storage.commit(OWNER, job_id, outside)
     assert outside.exists()
+
+
+def test_the_backend_is_chosen_by_setting(tmp_path: Path) -> None:
+    settings = Settings(storage_dir=tmp_path, storage_backend="local")
+    assert isinstance(make_storage(settings), LocalStorage)
+    custom = Settings(storage_backend="tests.unit.test_storage:RecordingStorage")
+    assert isinstance(make_storage(custom), RecordingStorage)
+    with pytest.raises(ConfigError, match="JOBCAST_STORAGE_BACKEND"):
+        make_storage(Settings(storage_backend="nowhere.to:Nothing"))
+
+
+class RecordingStorage(LocalStorage):
+    """A backend of an app's own, built from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.storage_dir)
+
+
+def test_an_owner_that_is_not_a_number_gets_a_hashed_directory(storage: LocalStorage) -> None:
+    job_id = str(uuid.uuid4())
+    path = storage.staging_path("../../etc", job_id, 1, "a.csv")
+    assert ".." not in path.relative_to(storage.root).parts
+    assert path.relative_to(storage.root).parts[0].startswith("h-")

@@ -40,7 +40,7 @@ def made(check: Any) -> Registry:
 def test_a_refusal_is_the_422_of_invalid_params_naming_the_field() -> None:
     job_type = made(refuse_elsewhere).types["mail"]
     with pytest.raises(ValidationFailed) as caught:
-        job_type.check_submit(job_type.validate({"to": "x@elsewhere.org"}), owner_id=1)
+        job_type.check_submit(job_type.validate({"to": "x@elsewhere.org"}), owner_id="1")
     assert caught.value.status == 422
     assert caught.value.detail == "not to x@elsewhere.org"
     assert caught.value.errors == [
@@ -49,14 +49,14 @@ def test_a_refusal_is_the_422_of_invalid_params_naming_the_field() -> None:
 
 
 def test_an_accepted_job_and_a_type_without_check_pass() -> None:
-    made(refuse_elsewhere).types["mail"].check_submit(Mail(to="a@example.com"), owner_id=1)
-    made(None).types["mail"].check_submit(Mail(to="x@elsewhere.org"), owner_id=1)
+    made(refuse_elsewhere).types["mail"].check_submit(Mail(to="a@example.com"), owner_id="1")
+    made(None).types["mail"].check_submit(Mail(to="x@elsewhere.org"), owner_id="1")
 
 
 def test_a_refusal_raised_by_the_job_itself_fails_it_with_its_code() -> None:
     """The same check, called by the job at run time, is a JobError: the job fails."""
     with pytest.raises(JobError) as caught:
-        refuse_elsewhere(Mail(to="x@elsewhere.org"), owner_id=1)
+        refuse_elsewhere(Mail(to="x@elsewhere.org"), owner_id="1")
     assert caught.value.code == "recipient_not_allowed"
 
 
@@ -65,7 +65,7 @@ def test_a_refusal_of_the_whole_params_names_params() -> None:
         raise ParamsRefused("no")
 
     with pytest.raises(ValidationFailed) as caught:
-        made(whole).types["mail"].check_submit(Mail(to="a@example.com"), owner_id=1)
+        made(whole).types["mail"].check_submit(Mail(to="a@example.com"), owner_id="1")
     assert caught.value.errors == [{"field": "params", "message": "no", "type": "refused"}]
 
 
@@ -79,10 +79,10 @@ def test_demo_steps_refuses_a_loop_as_long_as_its_time_limit(
     job_type = registry.types["demo.steps"]
     params = StepsParams(steps=steps, step_ms=step_ms)
     if ok:
-        job_type.check_submit(params, owner_id=1)
+        job_type.check_submit(params, owner_id="1")
         return
     with pytest.raises(ValidationFailed, match="time limit of 3600 s"):
-        job_type.check_submit(params, owner_id=1)
+        job_type.check_submit(params, owner_id="1")
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_export_xlsx_is_refused_when_its_engine_is_not_installed(
 ) -> None:
     monkeypatch.setattr(exports, "_rust_installed", lambda: False)
     with rust_engine_app.app_context(), pytest.raises(ServiceUnavailable) as caught:
-        registry.types["export.xlsx"].check_submit(ExportParams(), owner_id=1)
+        registry.types["export.xlsx"].check_submit(ExportParams(), owner_id="1")
     assert "JOBCAST_XLSX_ENGINE" in caught.value.detail
     assert "pip install 'jobcast[fast-xlsx]'" in caught.value.detail
 
@@ -111,7 +111,7 @@ def test_export_xlsx_is_accepted_when_its_engine_is_installed(
 ) -> None:
     monkeypatch.setattr(exports, "_rust_installed", lambda: True)
     with rust_engine_app.app_context():
-        registry.types["export.xlsx"].check_submit(ExportParams(), owner_id=1)
+        registry.types["export.xlsx"].check_submit(ExportParams(), owner_id="1")
 
 
 def test_users_process_passes_on_sqlite(rust_engine_app: Flask) -> None:

@@ -32,8 +32,9 @@ _ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 _IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
-def build_spec(app: Flask, registry: Registry) -> dict[str, Any]:
-    """The OpenAPI document of every documented route of ``app``."""
+def build_spec(app: Flask, registry: Registry, sign_in: str = "") -> dict[str, Any]:
+    """The OpenAPI document of every documented route of ``app`` (in a host app, jobcast's
+    own); ``sign_in`` tells how a client gets its credentials there."""
     routes = sorted(_documented_routes(app))
     models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Problem, "serialization"): None}
     submission = _submission_model(registry)
@@ -56,7 +57,7 @@ def build_spec(app: Flask, registry: Registry) -> dict[str, Any]:
         "info": {
             "title": "jobcast API",
             "version": _version(),
-            "description": _DESCRIPTION,
+            "description": _DESCRIPTION.format(sign_in=sign_in or _SIGN_IN),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "tags": components.TAGS,
@@ -282,10 +283,10 @@ def _version() -> str:
         return "0.0.0"
 
 
+_SIGN_IN = "Requests carry the credentials the app signs its users in with."
+_SLUGS = ", ".join(f"`{slug}`" for slug in components.PROBLEM_SLUGS)
 _DESCRIPTION = f"""Background jobs with live progress. The written contract, with the
 Socket.IO events this document cannot describe, is `docs/api.md`.
 
-Sign in with `POST /api/v1/auth/login` and send the access token as
-`Authorization: Bearer <token>`. Every error is an RFC 9457 problem document
-(`application/problem+json`) whose `type` is `{PROBLEM_BASE}<slug>`, one slug per kind of
-error: {", ".join(f"`{slug}`" for slug in components.PROBLEM_SLUGS)}."""
+{{sign_in}} Every error is an RFC 9457 problem document (`application/problem+json`) whose
+`type` is `{PROBLEM_BASE}<slug>`, one slug per kind of error: {_SLUGS}."""

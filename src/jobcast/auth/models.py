@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jobcast.dbtypes import UTCDateTime, utcnow
+from jobcast.db.types import UTCDateTime, utcnow
 from jobcast.extensions import db
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Table, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobcast.auth.models import RefreshFamily, RevokedToken
-from jobcast.dbtypes import utcnow
+from jobcast.db.types import utcnow
 from jobcast.extensions import db
 from jobcast.runtime import current_runtime
 

@@ -9,68 +9,30 @@ holds the record; see ``revocations``).
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, g, has_request_context
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
-    current_user,
-    decode_token,
 )
-from jwt.exceptions import PyJWTError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm.util import identity_key
 
-from jobcast import rows
 from jobcast.auth.models import User
 from jobcast.auth.revocations import advance_family, is_revoked, revoke
-from jobcast.errors import ApiError, Unauthorized, api_error_response
+from jobcast.db import rows
+from jobcast.errors import Unauthorized
 from jobcast.extensions import db, jwt
+from jobcast.http import api_error_response
 from jobcast.runtime import current_runtime
 
-# Every authenticated request loads its user: a statement built once (see ``jobcast.rows``).
+# Every authenticated request loads its user: a statement built once (see ``jobcast.db.rows``).
 _USER = select(User.__table__).where(User.__table__.c.id == bindparam("user_id"))
-_FROM_TOKEN = "jobcast_user_from_token"
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUser:
-    """The user a verified access token names, not loaded: ``current_user`` in a view marked
-    ``user_from_token``."""
-
-    id: int
-
-
-def user_from_token(view: Callable[P, R]) -> Callable[P, R]:
-    """Skip loading the user's row for this view: ``current_user`` is a ``TokenUser``.
-
-    Only for a view whose own statement refuses a user who no longer exists, with the same 401
-    (the submit's INSERT does, through the jobs' foreign key to users): there the SELECT every
-    other view runs first is a second query for an answer the write gives anyway. Any other
-    error the view raises is checked against the user then, so a deleted user's token still
-    gets only the 401 (not a validation error that lists the job types). Apply it outside the
-    rate limit, whose key verifies the token first.
-    """
-
-    @functools.wraps(view)
-    def marked(*args: P.args, **kwargs: P.kwargs) -> R:
-        setattr(g, _FROM_TOKEN, True)
-        try:
-            return view(*args, **kwargs)
-        except ApiError as exc:
-            if exc.status != 401 and db.session.get(User, current_user.id) is None:
-                raise unknown_user() from None
-            raise
-
-    return marked
 
 
 _MAX_USER_ID = 2**63 - 1  # the id column's range on every database
@@ -134,28 +96,6 @@ def rotate(claims: dict[str, Any]) -> dict[str, Any]:
     return issue_tokens(int(claims["sub"]), family, refresh_jti=new_jti)
 
 
-class TokenRejected(Exception):
-    """An access token that cannot open a socket; the message says why."""
-
-
-def access_claims(token: str) -> dict[str, Any]:
-    """Check an access token outside a request (the Socket.IO connect): signature, expiry,
-    type, revocation, and that the user still exists; returns its claims."""
-    try:
-        claims = decode_token(token)
-    except PyJWTError as exc:
-        reason = "token expired" if "expired" in str(exc).lower() else "invalid token"
-        raise TokenRejected(reason) from None
-    if claims.get("type") != "access":
-        raise TokenRejected("an access token is required")
-    if is_revoked(current_runtime().redis, claims):
-        raise TokenRejected("token revoked")
-    user_id = user_id_of(claims)
-    if user_id is None or db.session.get(User, user_id) is None:
-        raise TokenRejected("unknown user")
-    return claims
-
-
 def init_tokens(app: Flask) -> None:
     """Answer every token problem with 401 problem+json (Flask-JWT-Extended's default is 422)."""
 
@@ -175,12 +115,10 @@ def init_tokens(app: Flask) -> None:
         return _revoked_in_this_request(payload)
 
     @jwt.user_lookup_loader
-    def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | TokenUser | None:
+    def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
         user_id = user_id_of(payload)
         if user_id is None:
             return None  # the 401 of an unknown user
-        if g.get(_FROM_TOKEN):
-            return TokenUser(user_id)
         # A rate-limited view verifies its token twice; the second time the user is loaded.
         held: User | None = db.session.identity_map.get(identity_key(User, user_id))
         if held is not None:

@@ -20,7 +20,7 @@ class StepsParams(BaseModel):
     step_ms: int = Field(100, ge=0, le=60_000, description="Milliseconds each step sleeps.")
 
 
-def check_duration(params: StepsParams, owner_id: int) -> None:
+def check_duration(params: StepsParams, owner_id: str) -> None:
     """At submit: refuse a loop that would sleep past the time limit, sure to time out.
 
     A check rather than a params rule: the schema keeps the two bounds it publishes.

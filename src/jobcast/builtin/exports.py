@@ -79,7 +79,7 @@ def _timestamp_text_pg(element: _TimestampText, compiler: SQLCompiler, **kw: Any
     return f"to_char({compiler.process(column, **kw)}, 'YYYY-MM-DD HH24:MI:SS.US')"
 
 
-# created_at is read as the text of the naive UTC it is stored as (see jobcast.dbtypes), the
+# created_at is read as the text of the naive UTC it is stored as (see jobcast.db.types), the
 # same on every database: the rows then need no result processing at all (see _driver_rows).
 _EXPORTED = (
     _ORDERS.c.id,
@@ -126,11 +126,11 @@ def _batches(
     """
     params = ctx.params
     with db.engine.connect() as conn:
-        total = conn.scalar(select_orders(ctx.owner_id, params, func.count())) or 0
+        total = conn.scalar(select_orders(int(ctx.owner_id), params, func.count())) or 0
         if params.limit is not None:
             total = min(total, params.limit)
         query = (
-            select_orders(ctx.owner_id, params, *_EXPORTED)
+            select_orders(int(ctx.owner_id), params, *_EXPORTED)
             .order_by(_ORDERS.c.id)
             .limit(params.limit)
         )
@@ -275,7 +275,7 @@ def _rust_installed() -> bool:
     return importlib.util.find_spec("rustpy_xlsxwriter") is not None
 
 
-def check_engine(params: ExportParams, owner_id: int) -> None:
+def check_engine(params: ExportParams, owner_id: str) -> None:
     """At submit: refuse (503) an export.xlsx the configured engine cannot write here.
 
     The server's fault, not the caller's, hence not a 422; the worker keeps its own check

@@ -120,11 +120,11 @@ def recipient_allowed(recipient: str, owner_email: str, allowed: str) -> bool:
     return "*" in domains or recipient.rpartition("@")[2] in domains
 
 
-def check_recipient(params: EmailParams, owner_id: int) -> None:
+def check_recipient(params: EmailParams, owner_id: str) -> None:
     """Raise ParamsRefused unless the owner may write to ``params.to``: at submit and again
     before sending."""
     settings: Settings = current_app.config["JOBCAST"]
-    owner = db.session.get(User, owner_id)
+    owner = db.session.get(User, int(owner_id))
     owner_email = owner.email if owner else ""
     if not recipient_allowed(params.to, owner_email, settings.email_recipients):
         raise ParamsRefused(

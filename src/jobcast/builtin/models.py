@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jobcast.dbtypes import UTCDateTime, utcnow
+from jobcast.db.types import UTCDateTime, utcnow
 from jobcast.extensions import db
 
 REGIONS = ("north", "south", "east", "west")

@@ -25,7 +25,7 @@ from jobcast.builtin.exports import XLSX_TYPE
 from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import Order
 from jobcast.builtin.stats import Breakdown, Totals, order_breakdown
-from jobcast.dbtypes import utcnow
+from jobcast.db.types import utcnow
 from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.registry import job
@@ -183,9 +183,9 @@ def _describe(filters: OrderFilter) -> str:
 def report_xlsx(ctx: JobContext[OrderFilter]) -> dict[str, int]:
     """A formatted Excel report of the caller's matching orders: totals, tables, charts."""
     ctx.progress(0, "totalling orders by region and status")
-    breakdown = order_breakdown(ctx.owner_id, ctx.params)
+    breakdown = order_breakdown(int(ctx.owner_id), ctx.params)
     ctx.progress(40, "totalling orders by month")
-    months = monthly_totals(ctx.owner_id, ctx.params)
+    months = monthly_totals(int(ctx.owner_id), ctx.params)
     ctx.progress(70, "writing the workbook")
     write_report(ctx.result_path("orders-report.xlsx", XLSX_TYPE), ctx.params, breakdown, months)
     return {

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from jobcast.builtin.filters import OrderFilter, select_orders
 from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order, UserStats
-from jobcast.dbtypes import utcnow
+from jobcast.db.types import utcnow
 from jobcast.errors import JobError, ServiceUnavailable
 from jobcast.extensions import db
 from jobcast.jobs.context import JobContext
@@ -98,7 +98,7 @@ def _unsupported(dialect: str) -> str | None:
     return f"users.process needs SQLite or PostgreSQL, not {dialect}"
 
 
-def check_database(params: EmptyParams, owner_id: int) -> None:
+def check_database(params: EmptyParams, owner_id: str) -> None:
     """At submit: refuse (503) users.process on a database it cannot upsert into."""
     problem = _unsupported(db.engine.dialect.name)
     if problem:
@@ -127,8 +127,8 @@ def save_stats(owner_id: int, stats: dict[str, Any]) -> None:
 def process(ctx: JobContext[EmptyParams]) -> dict[str, Any]:
     """Total the caller's orders by status and region and save them as their user_stats."""
     ctx.progress(0, "totalling orders")
-    stats = order_breakdown(ctx.owner_id, OrderFilter()).to_dict()
+    stats = order_breakdown(int(ctx.owner_id), OrderFilter()).to_dict()
     ctx.progress(60, "saving statistics")
-    save_stats(ctx.owner_id, stats)
+    save_stats(int(ctx.owner_id), stats)
     ctx.progress(100, f"{stats['order_count']} orders totalled")
     return stats

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request, send_file
-from flask_jwt_extended import current_user, get_jwt, jwt_required, verify_jwt_in_request
+import json
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, send_file, url_for
 from pydantic import BaseModel, Field, ValidationError
 
 from jobcast.apidocs.describe import JOB_SUBMISSION, Reply, operation
-from jobcast.auth.tokens import user_from_token
+from jobcast.apidocs.spec import build_spec
 from jobcast.errors import NotFound, Unauthorized, ValidationFailed, pydantic_errors
-from jobcast.extensions import limiter
-from jobcast.http import json_body
+from jobcast.http import guard_blueprint, json_body
 from jobcast.jobs import service, states
-from jobcast.limits import by_user, limit
 from jobcast.realtime.sse import last_event_id, sse_response
 from jobcast.runtime import current_runtime
 from jobcast.schemas import STREAM_EVENTS, Job, JobPage, JobTypeList
 
-bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+bp = Blueprint("jobcast", __name__)
+guard_blueprint(bp, lambda: current_runtime().settings.max_body_bytes)
+
+
+def current_owner() -> str:
+    """The owner of this request, as the app's identity says; 401 when there is none."""
+    owner = current_runtime().identity.request_owner()
+    if owner is None:
+        raise Unauthorized("sign in first", headers={"WWW-Authenticate": "Bearer"})
+    return owner
+
 
 _GET_JOB_LINK = {"operationId": "getJob", "parameters": {"job_id": "$response.body#/id"}}
 
@@ -30,6 +39,24 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(None, max_length=200)
 
 
+@bp.get("/openapi.json")
+@operation(
+    summary="This OpenAPI document",
+    tag="docs",
+    operation_id="getOpenApi",
+    auth="none",
+    backed=False,
+    replies={200: Reply("The OpenAPI 3.1 document of this server.", schema={"type": "object"})},
+)
+def openapi_json() -> Response:
+    """Built once per app: its routes and job types are fixed once it serves."""
+    rt = current_runtime()
+    if rt.openapi is None:
+        spec = build_spec(current_app, rt.registry, rt.sign_in)
+        rt.openapi = json.dumps(spec, indent=1).encode()
+    return Response(rt.openapi, mimetype="application/json")
+
+
 @bp.get("/job-types")
 @operation(
     summary="The job types this server runs",
@@ -37,8 +64,8 @@ class ListQuery(BaseModel):
     operation_id="listJobTypes",
     replies={200: Reply("Every registered job type with its params schema.", JobTypeList)},
 )
-@jwt_required()
 def job_types() -> Response:
+    current_owner()
     items = [
         {"type": jt.name, "title": jt.title, "params_schema": jt.params_schema()}
         for jt in current_runtime().registry
@@ -69,9 +96,6 @@ def job_types() -> Response:
     },
     rate_limited=True,
 )
-@user_from_token  # the insert's foreign key checks the user: see service.submit
-@limiter.limit(limit("submit_user"), key_func=by_user)
-@jwt_required()
 def submit() -> tuple[Response, int, dict[str, str]]:
     """The params are validated by the type's params model, then checked against what the
     server knows at submit: for `email.send`, whether `JOBCAST_EMAIL_RECIPIENTS` lets the caller
@@ -79,17 +103,20 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     refused with the 422 of invalid params (`errors[0].field` names the param), or a 503 when the
     server cannot run the type (`export.xlsx` without its configured engine), and nothing is
     written: no job row, no event, no queued message."""
+    owner = current_owner()
+    rt = current_runtime()
+    headers = rt.submit_limit.hit(rt.settings.limit_submit_user, owner) if rt.submit_limit else {}
     body = json_body()
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object {type, params}")
     job, replayed = service.submit(
-        current_user.id,
+        owner,
         body.get("type"),
         body.get("params"),
         g.request_id,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    headers = {"Location": f"/api/v1/jobs/{job.id}"}
+    headers["Location"] = url_for(".get_job", job_id=job.id)
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return jsonify(service.to_dict(job)), 200 if replayed else 202, headers
@@ -103,14 +130,14 @@ def submit() -> tuple[Response, int, dict[str, str]]:
     query=ListQuery,
     replies={200: Reply("One page of jobs.", JobPage)},
 )
-@jwt_required()
 def list_jobs() -> Response:
+    owner = current_owner()
     try:
         query = ListQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise ValidationFailed("invalid query", errors=pydantic_errors(exc)) from None
     jobs, next_cursor = service.list_owned(
-        current_user.id, status=query.status, limit=query.limit, cursor=query.cursor
+        owner, status=query.status, limit=query.limit, cursor=query.cursor
     )
     return jsonify({"items": [service.to_dict(j) for j in jobs], "next_cursor": next_cursor})
 
@@ -123,9 +150,8 @@ def list_jobs() -> Response:
     replies={200: Reply("The job.", Job)},
     errors=(404,),
 )
-@jwt_required()
 def get_job(job_id: str) -> Response:
-    return jsonify(service.to_dict(service.get_owned(current_user.id, job_id)))
+    return jsonify(service.to_dict(service.get_owned(current_owner(), job_id)))
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -136,9 +162,8 @@ def get_job(job_id: str) -> Response:
     replies={202: Reply("Cancelled, or (running) asked to stop at its next checkpoint.", Job)},
     errors=(404, 409),
 )
-@jwt_required()
 def cancel(job_id: str) -> tuple[Response, int]:
-    return jsonify(service.to_dict(service.cancel(current_user.id, job_id))), 202
+    return jsonify(service.to_dict(service.cancel(current_owner(), job_id))), 202
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -158,12 +183,14 @@ def cancel(job_id: str) -> tuple[Response, int]:
     },
     errors=(404, 429),
 )
-@jwt_required()
 def events(job_id: str) -> Response:
     """Server-Sent Events: the job's history after Last-Event-ID, then live, until it ends."""
-    job = service.get_owned(current_user.id, job_id)
+    grant = current_runtime().identity.connection_grant(None)
+    if grant is None:
+        raise Unauthorized("sign in first", headers={"WWW-Authenticate": "Bearer"})
+    job = service.get_owned(grant.owner, job_id)
     after = last_event_id(request.headers.get("Last-Event-ID"))
-    return sse_response(job.id, after, current_user.id, get_jwt())
+    return sse_response(job.id, after, grant)
 
 
 @bp.get("/jobs/<job_id>/result")
@@ -190,8 +217,7 @@ def download(job_id: str) -> Response:
         if owner_id is None:
             raise Unauthorized("the download link is invalid or has expired")
     else:
-        verify_jwt_in_request()
-        owner_id = current_user.id
+        owner_id = current_owner()
     job = service.get_owned(owner_id, job_id)
     path = current_runtime().storage.local_path(job.result_key) if job.result_key else None
     if job.status != states.SUCCEEDED or path is None or job.result is None:

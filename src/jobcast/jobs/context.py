@@ -37,7 +37,7 @@ class JobContext(Generic[P]):
         self,
         *,
         job_id: str,
-        owner_id: int,
+        owner_id: str,
         params: P,
         attempt: int,
         request_id: str | None,

@@ -14,8 +14,8 @@ import binascii
 import uuid
 from datetime import UTC, datetime
 
+from jobcast.db.tables import Job
 from jobcast.errors import ValidationFailed
-from jobcast.jobs.models import Job
 
 
 def encode_cursor(job: Job) -> str:

@@ -7,11 +7,9 @@ this one". The epoch is the Redis server's clock (ms) when the job's counter was
 changes only when the counter is gone (Redis lost its data, or the log expired), and numbering
 starts again at 1 under a larger epoch. Clients order events by (epoch, seq), as the stream
 does, so a renumbered event is never taken for one already seen (Centrifugo's stream epochs).
-The same Lua script then publishes it on the owner's own channel (``<channel>:user:<id>``) as
-the Socket.IO packet the owner's connections receive, encoded once here: one round trip per
-event, and the web processes holding one of that user's connections (``realtime.pubsub``) pass
-it on without decoding it. No Flask
-here: the worker publishes without an app or request context.
+The same Lua script then publishes it live, framed for the web processes' Socket.IO client
+manager by a ``realtime.wire`` (encoded once here): one round trip per event. No Flask here: the
+worker publishes without an app or request context.
 """
 
 from __future__ import annotations
@@ -24,6 +22,8 @@ from typing import Any, NamedTuple
 
 import orjson
 from redis import Redis
+
+from jobcast.realtime.wire import Wire
 
 # Atomically: next seq (a new counter takes the server's clock as its epoch), append (stream id
 # epoch-seq), push the keys' expiry forward, publish. ARGV[4] = "0" numbers the event without
@@ -62,16 +62,6 @@ end
 redis.call('PUBLISH', ARGV[7], ARGV[5] .. seq .. ',"epoch":' .. epoch .. ARGV[6])
 return {seq, epoch}
 """
-
-
-def user_room(user_id: int) -> str:
-    """The private room every connection of ``user_id`` joins; events go nowhere else."""
-    return f"user:{user_id}"
-
-
-def user_channel(channel: str, user_id: int | str) -> str:
-    """The Redis channel carrying the live events of ``user_id``'s room."""
-    return f"{channel}:user:{user_id}"
 
 
 def _seq_key(job_id: str) -> str:
@@ -126,21 +116,21 @@ class EventPublisher:
 
     ``redis`` must decode responses (``decode_responses=True``); ``reader``, if given, serves the
     blocking reads and needs a socket timeout longer than any ``block_ms`` asked for.
-    ``channel`` is the Socket.IO message-queue channel the web processes listen on.
+    ``wire`` frames the live message for the web processes' Socket.IO client manager.
     """
 
     def __init__(
         self,
         redis: Redis,
         *,
-        channel: str,
+        wire: Wire,
         retention_seconds: int,
         durable: bool = True,
         reader: Redis | None = None,
     ) -> None:
         self.redis = redis
         self.reader = reader or redis
-        self.channel = channel
+        self.wire = wire
         self.retention_seconds = retention_seconds
         self.durable = durable
         self._append = redis.register_script(_APPEND)
@@ -150,7 +140,7 @@ class EventPublisher:
         event: str,
         *,
         job_id: str,
-        owner_id: int,
+        owner_id: str,
         status: str,
         progress: float,
         message: str | None,
@@ -175,8 +165,7 @@ class EventPublisher:
             **extra,
         }
         body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
-        # A Socket.IO EVENT packet on the default namespace: 2["<event>",{payload with seq}].
-        head = f'2[{json.dumps(event)},{{"job_id":{json.dumps(job_id)},"seq":'
+        live = self.wire.frame(event, job_id, owner_id, body)
         seq, epoch = self._append(
             keys=[
                 _seq_key(job_id),
@@ -190,9 +179,9 @@ class EventPublisher:
                 body,
                 self.retention_seconds,
                 "1" if self.durable else "0",
-                head,
-                "," + body[1:] + "]",
-                user_channel(self.channel, owner_id),
+                live.head,
+                live.tail,
+                live.channel,
                 *([enqueue[1], *chain.from_iterable(enqueue_events)] if enqueue else []),
             ],
         )

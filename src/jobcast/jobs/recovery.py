@@ -20,23 +20,23 @@ from urllib.parse import urlsplit
 from kombu.exceptions import OperationalError as BrokerError
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from jobcast import rows
-from jobcast.dbtypes import utcnow
-from jobcast.extensions import db
-from jobcast.jobs import lifecycle, service, states
-from jobcast.jobs.models import Job
-from jobcast.jobs.registry import QUEUES, JobType
+from jobcast.db.database import db
+from jobcast.db.tables import Job
+from jobcast.db.types import utcnow
+from jobcast.jobs import notify, service, states, store
+from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
 
 log = logging.getLogger(__name__)
 
-_jobs = Job.__table__
-
-
 #: The error type of a job whose attempt was lost with its worker (its lease lapsed).
 WORKER_LOST = "worker_lost"
+
+
+def stale_cutoff(seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def undispatched_before(cutoff: datetime, limit: int = 500) -> list[Job]:
@@ -110,30 +110,20 @@ def take_from_lost_attempt(job: Job, job_type: JobType | None) -> str | None:
                 "finished_at": now,
             }
         values["updated_at"] = now
-        changed = db.session.execute(
-            update(_jobs)
-            .where(
-                _jobs.c.id == job.id,
-                _jobs.c.status == states.RUNNING,
-                _jobs.c.attempts == job.attempts,
-            )
-            .values(**values)
-        )
-        db.session.commit()
+        moved = store.move_lost_attempt(job, values)
     except BaseException:
-        lifecycle.settle(job)
+        store.settle(job)
         lease.release()
         raise
     lease.release()
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if not moved:
         return None
-    rows.written(job, values)
     if rerun:
-        lifecycle.announce_outcome(
-            job, "job.retrying", error=error, attempt=job.attempts, retry_at=lifecycle.iso(now)
+        notify.announce_outcome(
+            job, "job.retrying", error=error, attempt=job.attempts, retry_at=notify.iso(now)
         )
     else:
-        lifecycle.announce_outcome(job, "job.failed", error=error)
+        notify.announce_outcome(job, "job.failed", error=error)
     return job.status
 
 
@@ -161,35 +151,14 @@ def overdue_retries(now: datetime, grace: float, limit: int = 500) -> list[Job]:
     return overdue
 
 
-def claim_overdue(job: Job) -> bool:
-    """Mark an overdue retry as sent again now, if nobody did since it was read: two
-    sweepers send it once."""
-    now = utcnow()
-    changed = db.session.execute(
-        update(_jobs)
-        .where(
-            _jobs.c.id == job.id,
-            _jobs.c.status == states.RETRYING,
-            _jobs.c.attempts == job.attempts,
-            _jobs.c.updated_at == job.updated_at,
-        )
-        .values(updated_at=now)
-    )
-    db.session.commit()
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    rows.written(job, {"updated_at": now})
-    return True
-
-
 def redispatch_stuck(older_than_seconds: float) -> int:
     """Send again every queued job whose dispatch never completed; returns how many."""
     rt = current_runtime()
     sent = 0
-    for job in undispatched_before(lifecycle.stale_cutoff(older_than_seconds)):
-        if rt.settings.atomic_dispatch and rt.events.numbered(job.id):
+    for job in undispatched_before(stale_cutoff(older_than_seconds)):
+        if rt.atomic_dispatch and rt.events.numbered(job.id):
             # Its job.queued was numbered by the script that pushed its message: it was sent.
-            service.mark_dispatched(job, job.created_at)
+            store.mark_dispatched(job, job.created_at)
             continue
         job_type = rt.registry.get(job.type)
         if job_type is None:
@@ -220,7 +189,7 @@ def recover_lost() -> int:
     rt = current_runtime()
     settings = rt.settings
     moved = 0
-    for job in lapsed_attempts(lifecycle.stale_cutoff(settings.job_lease_seconds)):
+    for job in lapsed_attempts(stale_cutoff(settings.job_lease_seconds)):
         if rt.leases.held(job.id):
             continue
         job_type = rt.registry.get(job.type)
@@ -234,7 +203,7 @@ def recover_lost() -> int:
     grace = settings.queued_redispatch_seconds
     for job in overdue_retries(utcnow(), grace):
         job_type = rt.registry.get(job.type)
-        if job_type is None or rt.leases.held(job.id) or not claim_overdue(job):
+        if job_type is None or rt.leases.held(job.id) or not store.claim_overdue_retry(job):
             continue
         log.warning("job %s: its retry was not delivered; sending it again", job.id)
         moved += _send_again(job, job_type)
@@ -255,7 +224,7 @@ def _send_again(job: Job, job_type: JobType) -> int:
 def _resend_lost_messages(older_than_seconds: float, limit: int = 500) -> int:
     """Send again the queued jobs, dispatched before the cutoff, whose message is gone."""
     rt = current_runtime()
-    cutoff = lifecycle.stale_cutoff(older_than_seconds)
+    cutoff = stale_cutoff(older_than_seconds)
     waiting = list(
         db.session.scalars(
             select(Job)
@@ -274,18 +243,7 @@ def _resend_lost_messages(older_than_seconds: float, limit: int = 500) -> int:
         job_type = rt.registry.get(job.type)
         if job.id in present or job_type is None or rt.leases.held(job.id):
             continue
-        moved = db.session.execute(
-            update(Job)
-            .where(
-                Job.id == job.id,
-                Job.status == states.QUEUED,
-                Job.dispatched_at == job.dispatched_at,
-            )
-            .values(dispatched_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if not store.claim_lost_message(job):
             continue
         log.warning("job %s: its broker message is gone; sending it again", job.id)
         sent += _send_again(job, job_type)
@@ -306,17 +264,19 @@ def _broker_messages(fresh_seconds: float) -> set[str] | None:
     less than ``fresh_seconds`` ago (a worker that reserved one starts it at once; one held
     longer by a queued job's worker belongs to a worker that died). None when this cannot be
     known: a broker other than Redis, or more messages than ``SCAN_LIMIT``."""
-    settings = current_runtime().settings
-    if urlsplit(settings.celery_broker_url).scheme not in ("redis", "rediss"):
+    rt = current_runtime()
+    broker_url = str(rt.celery.conf.broker_url or "")
+    if urlsplit(broker_url).scheme not in ("redis", "rediss"):
         return None
-    if settings.atomic_dispatch:
-        return _messages_in(current_runtime().redis, fresh_seconds)
-    with Redis.from_url(settings.celery_broker_url, decode_responses=True) as client:
+    if rt.atomic_dispatch:
+        return _messages_in(rt.redis, fresh_seconds)
+    with Redis.from_url(broker_url, decode_responses=True) as client:
         return _messages_in(client, fresh_seconds)
 
 
 def _messages_in(client: Redis, fresh_seconds: float) -> set[str] | None:
-    keys = [q + suffix for q in QUEUES.values() for suffix in _PRIORITY_SUFFIXES]
+    queues = current_runtime().queues.values()
+    keys = [q + suffix for q in queues for suffix in _PRIORITY_SUFFIXES]
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.llen(key)

@@ -24,11 +24,17 @@ if TYPE_CHECKING:
 Bound = Literal["io", "cpu"]
 JobFunction = Callable[["JobContext[Any]"], "dict[str, Any] | None"]
 #: ``check(params, owner_id)``: raises ParamsRefused (or any ApiError) to refuse a submission.
-SubmitCheck = Callable[[Any, int], None]
+SubmitCheck = Callable[[Any, str], None]
+
 
 #: Queue name per kind of bound; ``jobcast worker`` runs a gevent pool on the first and a
 #: prefork pool on the second.
-QUEUES: dict[Bound, str] = {"io": "jobcast.io", "cpu": "jobcast.cpu"}
+def queue_names(prefix: str) -> dict[Bound, str]:
+    """The queue of each bound under ``prefix`` (``JOBCAST_QUEUE_PREFIX``)."""
+    return {"io": f"{prefix}.io", "cpu": f"{prefix}.cpu"}
+
+
+QUEUES = queue_names("jobcast")
 
 
 class EmptyParams(BaseModel):
@@ -64,7 +70,7 @@ class JobType:
         """Parse raw params; raises pydantic.ValidationError with field errors."""
         return self.params.model_validate(raw if raw is not None else {})
 
-    def check_submit(self, params: BaseModel, owner_id: int) -> None:
+    def check_submit(self, params: BaseModel, owner_id: str) -> None:
         """Run ``check`` on validated params; a refusal becomes the 422 of invalid params.
 
         Called inside the submit request, before anything is written; needs the app context
@@ -170,5 +176,6 @@ __all__ = [
     "Registry",
     "SubmitCheck",
     "job",
+    "queue_names",
     "registry",
 ]

@@ -12,16 +12,18 @@ _SALT = "jobcast.download"
 
 
 class DownloadSigner:
-    def __init__(self, secret: str, *, max_age_seconds: int, public_url: str = "") -> None:
+    def __init__(
+        self, secret: str, *, max_age_seconds: int, public_url: str = "", prefix: str = ""
+    ) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
         self.max_age_seconds = max_age_seconds
-        self.public_url = public_url.rstrip("/")
+        self.base = public_url.rstrip("/") + prefix.rstrip("/")
 
-    def url(self, job_id: str, owner_id: int) -> str:
+    def url(self, job_id: str, owner_id: str) -> str:
         token = self._serializer.dumps({"j": job_id, "o": owner_id})
-        return f"{self.public_url}/api/v1/jobs/{job_id}/result?token={token}"
+        return f"{self.base}/jobs/{job_id}/result?token={token}"
 
-    def owner(self, token: str, job_id: str) -> int | None:
+    def owner(self, token: str, job_id: str) -> str | None:
         """The owner the token grants ``job_id`` to; None if invalid, expired or for another job."""
         try:
             data = self._serializer.loads(token, max_age=self.max_age_seconds)
@@ -30,4 +32,4 @@ class DownloadSigner:
         if not isinstance(data, dict) or data.get("j") != job_id:
             return None
         owner = data.get("o")
-        return owner if isinstance(owner, int) else None
+        return owner if isinstance(owner, str) else None

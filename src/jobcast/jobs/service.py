@@ -1,11 +1,11 @@
 """Submitting, reading and cancelling jobs: what the API asks of the job log.
 
-With ``lifecycle`` this is the only code that commits job rows. A submission is committed
+Rows are written by ``store`` and changes announced by ``notify``. A submission is committed
 first and dispatched after the commit, so a worker never receives a job it cannot read; a
 dispatch that fails undoes the submission (503) and leaves nothing behind, and one that never
 finished (the process died in between) is found and sent again by ``recovery.redispatch_stuck``.
 
-Where the broker is the event log's own Redis (``Settings.atomic_dispatch``), the job's
+Where the broker is the event log's own Redis (``Runtime.atomic_dispatch``), the job's
 message is pushed by the same Lua script that numbers its ``job.queued`` event: the event and
 the message exist together or not at all, so the numbered event is the record that the job was
 sent, and no second commit marks the row (the sweeper writes the mark when it looks).
@@ -18,21 +18,21 @@ import json
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from jobcast import rows
-from jobcast.auth.models import User
-from jobcast.auth.tokens import unknown_user
 from jobcast.broker import held_publishes
-from jobcast.dbtypes import utcnow
+from jobcast.db import rows
+from jobcast.db.database import db
+from jobcast.db.tables import Job
+from jobcast.db.types import utcnow
 from jobcast.errors import (
     Conflict,
     NotFound,
@@ -41,11 +41,8 @@ from jobcast.errors import (
     ValidationFailed,
     pydantic_errors,
 )
-from jobcast.extensions import db
-from jobcast.jobs import lifecycle, states, tooling
+from jobcast.jobs import notify, states, store, tooling
 from jobcast.jobs.cursor import decode_cursor, encode_cursor
-from jobcast.jobs.driver import DriverStatement
-from jobcast.jobs.models import Job
 from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
 
@@ -55,54 +52,9 @@ MAX_PAGE = 100
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
-# Every submit runs this, on the driver (see ``jobcast.jobs.driver``): the insert happens only
-# while the owner has fewer than ``cap`` unfinished jobs, checked in the same statement (a soft
-# cap where writers run concurrently, as on PostgreSQL: racing submissions may pass it by a
-# few). The count stops at the cap, so a user with a long backlog costs no more than one at
-# the cap, and reads only the index (owner_id, status): the selected column is in it. The
-# states are bound one by one: an IN over a list is expanded, and its SQL rendered again, on
-# every execution.
-_jobs = Job.__table__
-_SUBMITTED = (
-    "id",
-    "owner_id",
-    "type",
-    "params",
-    "celery_task_id",
-    "request_id",
-    "idempotency_key",
-    "request_hash",
-    # What the model would default: a driver statement runs no Core defaults, so all are given.
-    "status",
-    "progress",
-    "attempts",
-    "created_at",
-    "updated_at",
-)
-_ACTIVE = select(func.count()).select_from(
-    select(_jobs.c.status)
-    .where(
-        _jobs.c.owner_id == bindparam("owner_id"),
-        _jobs.c.status.in_([literal(state) for state in sorted(states.ACTIVE)]),
-    )
-    .limit(bindparam("cap"))
-    .subquery()
-)
-_INSERT_UNDER_CAP = DriverStatement(
-    insert(_jobs)
-    .from_select(
-        _SUBMITTED,
-        select(*(bindparam(c, type_=_jobs.c[c].type) for c in _SUBMITTED)).where(
-            _ACTIVE.scalar_subquery() < bindparam("cap")
-        ),
-    )
-    .returning(*_jobs.c)
-)
-_DISPATCHED = rows.row_update(_jobs, "dispatched_at")
-
 
 def submit(
-    owner_id: int,
+    owner_id: str,
     type_name: Any,
     raw_params: Any,
     request_id: str | None,
@@ -134,17 +86,13 @@ def submit(
     values = _new_row(owner_id, job_type.name, params, request_id, idempotency_key, request_hash)
     cap = current_runtime().settings.max_active_jobs
     try:
-        row = _INSERT_UNDER_CAP.run(db.engine, {**values, "cap": cap})
+        row = store.insert_under_cap(values, cap)
     except IntegrityError:
         db.session.rollback()  # a replay read before must not keep its snapshot (SQLite)
         # A concurrent duplicate with the same key committed first: answer with its job.
         original = _replay(owner_id, idempotency_key or "", request_hash or "")
         if original is not None:
             return original, True
-        # Or the jobs' foreign key refused an owner who no longer exists: the submit view does
-        # not load its user first (``user_from_token``), this is its check.
-        if db.session.get(User, owner_id) is None:
-            raise unknown_user() from None
         raise
     except DatabaseError:
         db.session.rollback()
@@ -169,14 +117,15 @@ def submit(
 
 
 def _new_row(
-    owner_id: int,
+    owner_id: str,
     type_name: str,
     params: dict[str, Any],
     request_id: str | None,
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> dict[str, Any]:
-    """A new job's ``_SUBMITTED`` values, with what the model would default given explicitly."""
+    """A new job's row for ``store.insert_under_cap``, with what the model would default given
+    explicitly (a driver statement runs no Core defaults)."""
     job_id = str(uuid.uuid4())
     now = utcnow()
     return {
@@ -201,7 +150,7 @@ def _request_hash(job_type: JobType, params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([job_type.name, params], sort_keys=True).encode()).hexdigest()
 
 
-def _validate(type_name: Any, raw_params: Any, owner_id: int) -> tuple[JobType, dict[str, Any]]:
+def _validate(type_name: Any, raw_params: Any, owner_id: str) -> tuple[JobType, dict[str, Any]]:
     """The job type and its params as stored, or the 422 that says why not; the type's
     submit-time check runs here, before anything is written."""
     rt = current_runtime()
@@ -226,14 +175,13 @@ def _validate(type_name: Any, raw_params: Any, owner_id: int) -> tuple[JobType, 
     return job_type, params.model_dump(mode="json")
 
 
-def _replay(owner_id: int, key: str, request_hash: str) -> Job | None:
+def _replay(owner_id: str, key: str, request_hash: str) -> Job | None:
     """The job an earlier request with this key created, if it is still within the window."""
     job = db.session.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
     if job is None:
         return None
     if job.created_at < utcnow() - IDEMPOTENCY_WINDOW:
-        job.idempotency_key = None  # expired: the key is free for a new job
-        db.session.commit()
+        store.free_idempotency_key(job)  # expired: the key is free for a new job
         return None
     if job.request_hash != request_hash:
         raise ValidationFailed(
@@ -252,21 +200,21 @@ def _replay(owner_id: int, key: str, request_hash: str) -> Job | None:
 def _queue(job: Job, job_type: JobType) -> None:
     """Announce ``job.queued`` and send the job: one atomic script where the broker allows it
     (kombu builds the message, the event's script pushes it), else event, message and mark."""
-    if not current_runtime().settings.atomic_dispatch:
-        lifecycle.announce(job, "job.queued")
+    if not current_runtime().atomic_dispatch:
+        notify.announce(job, "job.queued")
         dispatch(job, job_type)
         return
     with held_publishes() as held:
         send_message(job, job_type)
     if len(held.pushes) != 1:
         raise RuntimeError(f"expected one broker message for job {job.id}, got {len(held.pushes)}")
-    lifecycle.announce(job, "job.queued", enqueue=held.pushes[0], enqueue_events=held.publishes)
+    notify.announce(job, "job.queued", enqueue=held.pushes[0], enqueue_events=held.publishes)
 
 
 def dispatch(job: Job, job_type: JobType) -> None:
     """Send the job to its queue and record that it was sent."""
     send_message(job, job_type)
-    mark_dispatched(job, utcnow())
+    store.mark_dispatched(job, utcnow())
 
 
 def send_message(job: Job, job_type: JobType) -> None:
@@ -274,7 +222,7 @@ def send_message(job: Job, job_type: JobType) -> None:
     current_runtime().celery.tasks["jobcast.run"].apply_async(
         args=[job.id],
         task_id=job.id,
-        queue=job_type.queue,
+        queue=current_runtime().queues[job_type.bound],
         soft_time_limit=job_type.time_limit,
         time_limit=job_type.time_limit + 30,
         headers={"request_id": job.request_id},
@@ -282,44 +230,28 @@ def send_message(job: Job, job_type: JobType) -> None:
     )
 
 
-def mark_dispatched(job: Job, when: datetime) -> None:
-    rows.write(db.session, job, _DISPATCHED, dispatched_at=when)
-    db.session.commit()
-
-
 def _undo(job: Job) -> None:
     """Remove a submission whose dispatch failed, so no accepted-looking job is left behind."""
-    db.session.rollback()
-    db.session.delete(job)
-    db.session.commit()
+    store.remove(job)
     try:
         current_runtime().events.forget(job.id)
     except RedisError:
         log.warning("could not remove the event log of undone job %s", job.id)
 
 
-def cancel(owner_id: int, job_id: str) -> Job:
+def cancel(owner_id: str, job_id: str) -> Job:
     """Cancel the caller's job: a queued one never starts, a running one stops at its next
     checkpoint; a finished one is a 409."""
     job = get_owned(owner_id, job_id)
     if job.status in states.TERMINAL:
         raise Conflict(f"the job is already {job.status}")
-    lifecycle.request_cancel(job.id)
-    cancelled = db.session.execute(
-        update(Job)
-        .where(
-            Job.id == job.id, Job.status.in_(states.sources_of(states.CANCELLED) - {states.RUNNING})
-        )
-        .values(status=states.CANCELLED, finished_at=utcnow(), message="cancelled")
-    )
-    db.session.commit()
-    db.session.refresh(job)
-    if cancelled.rowcount == 1:  # type: ignore[attr-defined]
-        lifecycle.announce(job, "job.cancelled")
+    notify.request_cancel(job.id)
+    if store.cancel_unstarted(job):
+        notify.announce(job, "job.cancelled")
     return job
 
 
-def get_owned(owner_id: int, job_id: str) -> Job:
+def get_owned(owner_id: str, job_id: str) -> Job:
     """The caller's job, or NotFound: never reveal that someone else's job exists."""
     try:
         uuid.UUID(job_id)
@@ -332,7 +264,7 @@ def get_owned(owner_id: int, job_id: str) -> Job:
 
 
 def list_owned(
-    owner_id: int, *, status: str | None, limit: int, cursor: str | None
+    owner_id: str, *, status: str | None, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:
     """A page of the caller's jobs, newest first, ties broken by id (descending)."""
     query = select(Job).where(Job.owner_id == owner_id)
@@ -359,10 +291,10 @@ def to_dict(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 2),
         "message": job.message,
         "params": job.params,
-        "result": lifecycle.public_result(job),
+        "result": notify.public_result(job),
         "error": job.error,
         "attempts": job.attempts,
-        "created_at": lifecycle.iso(job.created_at),
-        "started_at": lifecycle.iso(job.started_at),
-        "finished_at": lifecycle.iso(job.finished_at),
+        "created_at": notify.iso(job.created_at),
+        "started_at": notify.iso(job.started_at),
+        "finished_at": notify.iso(job.finished_at),
     }

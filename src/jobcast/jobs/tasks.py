@@ -14,6 +14,7 @@ finds running jobs whose lease lapsed and runs them again, or fails them.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import timedelta
@@ -23,19 +24,18 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.worker.request import Request
-from gevent import Timeout as GeventTimeout
-from gevent import monkey
+from flask import Flask, current_app, has_app_context
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobcast.dbtypes import utcnow
+from jobcast.db.database import db
+from jobcast.db.tables import Job
+from jobcast.db.types import utcnow
 from jobcast.errors import JobCancelled, JobError
-from jobcast.extensions import db
-from jobcast.jobs import lifecycle, recovery, tooling
+from jobcast.jobs import lifecycle, notify, recovery, store
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.lease import Lease
-from jobcast.jobs.models import Job
 from jobcast.logs import correlated, remember_request, request_id_var
 from jobcast.runtime import Runtime, current_runtime
 
@@ -67,7 +67,7 @@ class TaskReporter:
         lifecycle.record_progress(self.job, percent, message, persist=persist)
 
     def cancel_requested(self) -> bool:
-        return lifecycle.cancel_requested(self.job.id)
+        return notify.cancel_requested(self.job.id)
 
     def staging_path(self, filename: str) -> Path:
         return self.runtime.storage.staging_path(
@@ -133,7 +133,7 @@ def _attempt(task: Task, rt: Runtime, job: Job, lease: Lease) -> None:
             raise Superseded(job.id)
         _finish(rt, job, ctx, result)
     except Superseded:
-        lifecycle.settle(job)
+        store.settle(job)
         log.warning("job %s attempt %d lost its lease; another owns the job", job.id, job.attempts)
     except JobCancelled:
         _abandon(rt, job)
@@ -162,13 +162,13 @@ def _attempt(task: Task, rt: Runtime, job: Job, lease: Lease) -> None:
         _abandon(rt, job)
         lifecycle.fail(job, {"type": exc.code, "message": str(exc)})
         raise
-    except GeventTimeout:
+    except _gevent_timeouts():
         # Celery's hard limit on the gevent pool (a job that ignored the soft one).
         _abandon(rt, job)
         lifecycle.fail(job, {"type": "timeout", "message": "the job hit its hard time limit"})
         raise
     except Exception as exc:
-        if lifecycle.connection_error(exc):
+        if store.connection_error(exc):
             # The database went away under the attempt: what it wrote is rolled back, so it
             # cannot be recorded as done. It keeps the job running and frees its lease; the
             # recovery sweep runs it again (or fails it) once the database is back.
@@ -205,11 +205,20 @@ def _soft_time_limit(seconds: float) -> AbstractContextManager[object]:
     the hard limit, which kills the greenlet before jobcast can record the failure, so on
     gevent the soft limit is a gevent.Timeout around the job function.
     """
-    if not monkey.is_module_patched("socket"):
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket"):
         return nullcontext()
-    return GeventTimeout(
+    timeout: AbstractContextManager[object] = sys.modules["gevent"].Timeout(
         seconds, SoftTimeLimitExceeded(f"soft time limit ({seconds:g} s) exceeded")
     )
+    return timeout
+
+
+def _gevent_timeouts() -> tuple[type[BaseException], ...]:
+    """gevent's Timeout where this process runs gevent (its pool); nothing elsewhere, so the
+    core does not need gevent installed."""
+    gevent = sys.modules.get("gevent")
+    return (gevent.Timeout,) if gevent is not None else ()
 
 
 def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> None:
@@ -233,7 +242,7 @@ def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> N
 def _abandon(rt: Runtime, job: Job) -> None:
     """Forget the failed attempt's uncommitted rows and partial file, but keep the progress
     its events already showed, so the final event does not move the bar backwards."""
-    lifecycle.settle(job)
+    store.settle(job)
     rt.storage.discard(job.owner_id, job.id)
 
 
@@ -281,10 +290,16 @@ class JobRequest(Request):
             remember_request(self.id, request_id)
 
 
-def register_tasks(celery: Celery) -> None:
-    tooling.name_sent_events_by_type(celery)
+def register_tasks(celery: Celery, app: Flask) -> None:
+    """Register jobcast's tasks on ``celery`` (the host's or jobcast's own), each running inside
+    ``app``'s context whatever task class the host's Celery has."""
+    base = _in_app_context(celery.Task, app)
+    # shared=False: Celery's default would also add each task to every other Celery app the
+    # process finalizes later, a host's own included.
     celery.task(
         name="jobcast.run",
+        base=base,
+        shared=False,
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
@@ -299,6 +314,20 @@ def register_tasks(celery: Celery) -> None:
         # after every task: on the gevent pool, one per job. jobcast stores no results.
         backend=celery.backend,
     )(run_job)
-    celery.task(name="jobcast.expire_results", ignore_result=True)(expire_results)
-    celery.task(name="jobcast.redispatch_stuck", ignore_result=True)(redispatch_stuck)
-    celery.task(name="jobcast.recover_lost", ignore_result=True)(recover_lost)
+    for name, sweep in (
+        ("jobcast.expire_results", expire_results),
+        ("jobcast.redispatch_stuck", redispatch_stuck),
+        ("jobcast.recover_lost", recover_lost),
+    ):
+        celery.task(name=name, base=base, shared=False, ignore_result=True)(sweep)
+
+
+def _in_app_context(task_class: type[Task], app: Flask) -> type[Task]:
+    class AppContextTask(task_class):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            if has_app_context() and current_app._get_current_object() is app:  # type: ignore[attr-defined]
+                return super().__call__(*args, **kwargs)
+            with app.app_context():
+                return super().__call__(*args, **kwargs)
+
+    return AppContextTask

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery
 
-from jobcast.jobs.models import Job
+from jobcast.db.tables import Job
 
 # Params are the user's own input: they may hold anything (addresses, keys, text), and what
 # Celery shows goes to worker logs, events and Flower. So only their names, never values.

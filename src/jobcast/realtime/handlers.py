@@ -1,9 +1,9 @@
-"""Socket.IO handlers on the default namespace.
+"""Socket.IO handlers on jobcast's namespace, and nowhere else.
 
-A connection must bring an access token (``auth={"token": ...}`` or an ``Authorization: Bearer``
-header) or it is refused. It then joins its user's private room and no other: there is no
-handler that lets a client join or leave rooms, so live events reach only their owner.
-``job.resume`` replays a job's recorded events to the asking connection alone.
+A connection must be granted by the app's identity (a session cookie, an access token in
+``auth={"token": ...}``...) or it is refused. It then joins its owner's private room and no
+other: there is no handler that lets a client join or leave rooms, so live events reach only
+their owner. ``job.resume`` replays a job's recorded events to the asking connection alone.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from jobcast.auth.tokens import TokenRejected, access_claims
-from jobcast.extensions import db
-from jobcast.jobs.events import After, user_room
-from jobcast.jobs.models import Job
+from jobcast.db.database import db
+from jobcast.db.tables import Job
+from jobcast.errors import Unauthorized
+from jobcast.jobs.events import After
 from jobcast.realtime.sessions import SocketSessions
-from jobcast.runtime import current_runtime, runtime_of
+from jobcast.realtime.wire import user_room
+from jobcast.runtime import current_runtime
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +41,16 @@ _resume_requests: TypeAdapter[ResumeRequest | list[ResumeRequest]] = TypeAdapter
 )
 
 
-def _token_from(auth: Any) -> str | None:
-    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return str(auth["token"])
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def connect(auth: Any = None) -> None:
-    token = _token_from(auth)
-    if token is None:
-        raise ConnectionRefusedError("unauthorized: an access token is required")
     try:
-        claims = access_claims(token)
-    except TokenRejected as exc:
-        raise ConnectionRefusedError(f"unauthorized: {exc}") from None
-    user_id = int(claims["sub"])
-    if not _sessions().add(request.sid, user_id, claims):  # type: ignore[attr-defined]
+        grant = current_runtime().identity.connection_grant(auth)
+    except Unauthorized as exc:
+        raise ConnectionRefusedError(f"unauthorized: {exc.detail}") from None
+    if grant is None:
+        raise ConnectionRefusedError("unauthorized: sign in first")
+    if not _sessions().add(request.sid, grant):  # type: ignore[attr-defined]
         raise ConnectionRefusedError("too many connections for this user")
-    join_room(user_room(user_id))
+    join_room(user_room(grant.owner))
 
 
 def disconnect(*_reason: Any) -> None:
@@ -67,8 +58,7 @@ def disconnect(*_reason: Any) -> None:
 
 
 def _sessions() -> SocketSessions:
-    sessions: SocketSessions = current_app.extensions["jobcast.sockets"]
-    return sessions
+    return current_runtime().sockets
 
 
 def resume(data: Any) -> dict[str, Any]:
@@ -106,22 +96,16 @@ def _owned(job_id: str) -> bool:
     except ValueError:
         return False
     # The connection's user is in the sockets registry; no Flask session is kept per socket.
-    user_id = _sessions().user_of(request.sid)  # type: ignore[attr-defined]
+    owner = _sessions().owner_of(request.sid)  # type: ignore[attr-defined]
     job = db.session.get(Job, job_id)
-    return job is not None and user_id is not None and job.owner_id == user_id
+    return job is not None and owner is not None and job.owner_id == owner
 
 
-def register_handlers(app: Flask, socketio: SocketIO) -> None:
-    settings = runtime_of(app).settings
-    app.extensions["jobcast.sockets"] = SocketSessions(
-        socketio,
-        runtime_of(app).redis,
-        per_user=settings.max_sockets_per_user,
-        every=settings.socket_auth_check_seconds,
-    )
-    socketio.on_event("connect", connect)
-    socketio.on_event("disconnect", disconnect)
-    socketio.on_event("job.resume", resume)
+def register_handlers(socketio: SocketIO, namespace: str) -> None:
+    """Handle jobcast's events on ``namespace`` only: a host's own handlers stay its own."""
+    socketio.on_event("connect", connect, namespace=namespace)
+    socketio.on_event("disconnect", disconnect, namespace=namespace)
+    socketio.on_event("job.resume", resume, namespace=namespace)
 
 
 def listen_now(socketio: SocketIO) -> None:

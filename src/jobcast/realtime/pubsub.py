@@ -3,7 +3,7 @@
 python-socketio's ``RedisManager`` sends every message on one channel, so every web process
 receives and decodes every event of every user, and adding web processes adds no delivery
 capacity. Job events are private to their owner's room, so jobcast publishes them on the
-owner's own channel (``jobs.events.user_channel``) and a web process subscribes to a user's
+owner's own channel (``realtime.wire.user_channel``) and a web process subscribes to a user's
 channel while it holds at least one of that user's connections, and only then. Everything else
 (server-side emits, disconnects across hosts) still goes through the shared channel.
 
@@ -28,11 +28,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from socketio import RedisManager
 
-from jobcast.jobs.events import user_channel
+from jobcast.realtime.wire import ROOM_PREFIX, user_channel
 
 log = logging.getLogger(__name__)
-
-_USER_ROOM_PREFIX = "user:"
 
 
 class UserChannelManager(RedisManager):
@@ -42,9 +40,9 @@ class UserChannelManager(RedisManager):
 
     def __init__(self, url: str, channel: str, **kwargs: Any) -> None:
         super().__init__(url, channel=channel, **kwargs)
-        # Followed channel (as Redis sends it back) -> the user room it feeds, so a message
-        # finds its room without decoding the channel name.
-        self._followed: dict[bytes, str] = {}
+        # Followed channel (as Redis sends it back) -> the namespace and user room it feeds, so
+        # a message finds its room without decoding the channel name.
+        self._followed: dict[bytes, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
     # --- which channels: follow the user rooms that have a member here ---------------------
@@ -54,28 +52,28 @@ class UserChannelManager(RedisManager):
     ) -> None:
         first = room is not None and not self.rooms.get(namespace, {}).get(room)
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if first and room is not None and room.startswith(_USER_ROOM_PREFIX):
-            self._follow(room)
+        if first and room is not None and room.startswith(ROOM_PREFIX):
+            self._follow(namespace, room)
 
     def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
         super().basic_leave_room(sid, namespace, room)
         if (
             room is not None
-            and room.startswith(_USER_ROOM_PREFIX)
+            and room.startswith(ROOM_PREFIX)
             and not self.rooms.get(namespace, {}).get(room)
         ):
             self._unfollow(room)
 
     def _channel_for(self, room: str) -> bytes:
         """The channel of a user room, as Redis names it in the messages it sends."""
-        return user_channel(self.channel, room[len(_USER_ROOM_PREFIX) :]).encode()
+        return user_channel(self.channel, room[len(ROOM_PREFIX) :]).encode()
 
-    def _follow(self, room: str) -> None:
+    def _follow(self, namespace: str, room: str) -> None:
         channel = self._channel_for(room)
         with self._lock:
             if channel in self._followed:
                 return
-            self._followed[channel] = room
+            self._followed[channel] = (namespace, room)
             if self.write_only or self.pubsub is None or not self.pubsub.subscribed:
                 return  # the listener subscribes to every followed channel when it connects
             try:
@@ -148,13 +146,14 @@ class UserChannelManager(RedisManager):
 
     def _deliver(self, channel: bytes, packet: bytes) -> None:
         """Send a user channel's ready packet to that user's connections held here."""
-        room = self._followed.get(channel)
-        if room is None:
+        followed = self._followed.get(channel)
+        if followed is None:
             return  # unfollowed a moment ago: Redis has not seen the UNSUBSCRIBE yet
+        namespace, room = followed
         try:
             message = eio_packet.Packet(eio_packet.MESSAGE, packet.decode())
             send = self.server.eio.send_packet
-            for _sid, eio_sid in self.get_participants("/", room):
+            for _sid, eio_sid in self.get_participants(namespace, room):
                 send(eio_sid, message)  # one Packet for all: encoded once, by the first writer
         except Exception:  # one bad message must not end the listener
             log.exception("could not deliver a message from %r", channel)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 
-from jobcast.auth.revocations import is_revoked
+from jobcast.db.database import db
+from jobcast.db.tables import Job
 from jobcast.errors import TooManyRequests
-from jobcast.extensions import db
+from jobcast.identity import Grant
 from jobcast.jobs import states
 from jobcast.jobs.events import After
-from jobcast.jobs.models import Job
-from jobcast.realtime.sessions import PerUserCount
 from jobcast.runtime import current_runtime
 
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
@@ -34,27 +32,29 @@ def last_event_id(header: str | None) -> After:
     return After.parse(header)
 
 
-def _open_streams() -> PerUserCount:
-    return current_app.extensions.setdefault("jobcast.sse_streams", PerUserCount())
-
-
-def sse_response(
-    job_id: str, after_seq: int | After, user_id: int, claims: dict[str, Any]
-) -> Response:
-    """The stream for one job, for ``user_id`` holding the access token with ``claims``: it
-    ends (after an ``auth.expired`` or ``auth.revoked`` event) when that token stops being
-    valid. TooManyRequests when the user already has their streams open here."""
+def sse_response(job_id: str, after_seq: int | After, grant: Grant) -> Response:
+    """The stream for one job, for the owner ``grant`` names: it ends (after an
+    ``auth.expired`` or ``auth.revoked`` event) when the grant stops being valid.
+    TooManyRequests when the owner already has their streams open here."""
     rt = current_runtime()
-    slots, most = _open_streams(), rt.settings.max_streams_per_user
+    slots, most = rt.streams, rt.settings.max_streams_per_user
+    user_id = grant.owner
     if not slots.take(user_id, most):
         raise TooManyRequests(f"too many open event streams for this user (at most {most})")
     block_ms = int(rt.settings.sse_keepalive_seconds * 1000)
     check_every = rt.settings.socket_auth_check_seconds
 
+    opened = time.time()
+
     def signed_out() -> str | None:
-        if claims["exp"] <= time.time():
+        if grant.expires_at is not None and grant.expires_at <= time.time():
             return "auth.expired"
-        return "auth.revoked" if is_revoked(rt.redis, claims) else None
+        if rt.sockets.endings.since([grant.owner]).get(grant.owner, -1.0) >= opened:
+            return "auth.revoked"
+        if grant.token_id is None:
+            return None
+        revoked = rt.identity.revoked([grant])
+        return "auth.revoked" if revoked and grant.token_id in revoked else None
 
     def stream() -> Iterator[str]:
         yield "retry: 2000\n\n"

@@ -17,15 +17,15 @@ class StoredFile:
 class ResultStorage(Protocol):
     """Where result files live; jobs never see it, only a staging path."""
 
-    def staging_path(self, owner_id: int, job_id: str, attempt: int, filename: str) -> Path:
+    def staging_path(self, owner_id: str, job_id: str, attempt: int, filename: str) -> Path:
         """A private, writable path for one attempt's file."""
         ...
 
-    def commit(self, owner_id: int, job_id: str, staged: Path) -> StoredFile:
+    def commit(self, owner_id: str, job_id: str, staged: Path) -> StoredFile:
         """Publish a staged file atomically; earlier attempts' leftovers are removed."""
         ...
 
-    def discard(self, owner_id: int, job_id: str) -> None:
+    def discard(self, owner_id: str, job_id: str) -> None:
         """Remove everything stored or staged for the job."""
         ...
 

@@ -9,6 +9,7 @@ read elsewhere. Attempts write under ``.staging/<attempt>/`` and are moved into 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import uuid
@@ -23,8 +24,8 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
-    def _job_dir(self, owner_id: int, job_id: str) -> Path:
-        return self._inside(self.root / str(int(owner_id)) / str(uuid.UUID(job_id)))
+    def _job_dir(self, owner_id: str, job_id: str) -> Path:
+        return self._inside(self.root / _owner_dir(owner_id) / str(uuid.UUID(job_id)))
 
     def _inside(self, path: Path) -> Path:
         resolved = path.resolve()
@@ -32,14 +33,14 @@ class LocalStorage:
             raise ValueError(f"storage path {path} escapes the storage root")
         return resolved
 
-    def staging_path(self, owner_id: int, job_id: str, attempt: int, filename: str) -> Path:
+    def staging_path(self, owner_id: str, job_id: str, attempt: int, filename: str) -> Path:
         name = secure_filename(filename) or "result"
         staging = self._job_dir(owner_id, job_id) / ".staging" / str(int(attempt))
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, exist_ok=True)
         return staging / name
 
-    def commit(self, owner_id: int, job_id: str, staged: Path) -> StoredFile:
+    def commit(self, owner_id: str, job_id: str, staged: Path) -> StoredFile:
         job_dir = self._job_dir(owner_id, job_id)
         staged = self._inside(staged)
         final = job_dir / staged.name
@@ -52,7 +53,7 @@ class LocalStorage:
             key=str(final.relative_to(self.root)), filename=final.name, size=final.stat().st_size
         )
 
-    def discard(self, owner_id: int, job_id: str) -> None:
+    def discard(self, owner_id: str, job_id: str) -> None:
         shutil.rmtree(self._job_dir(owner_id, job_id), ignore_errors=True)
 
     def local_path(self, key: str) -> Path | None:
@@ -64,3 +65,11 @@ class LocalStorage:
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty, or already gone
             path.parent.rmdir()
+
+
+def _owner_dir(owner: str) -> str:
+    """A directory name for an owner: a numeric id as itself, any other string by its hash, so
+    no owner string can name a path of its choosing."""
+    if owner.isascii() and owner.isdigit() and len(owner) <= 20:
+        return owner
+    return "h-" + hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import jobcast.dbtypes
+import jobcast.db.types
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("created_at", jobcast.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -44,10 +44,10 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("celery_task_id", sa.String(length=36), nullable=True),
         sa.Column("request_id", sa.String(length=128), nullable=True),
-        sa.Column("created_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
-        sa.Column("started_at", jobcast.dbtypes.UTCDateTime(), nullable=True),
-        sa.Column("finished_at", jobcast.dbtypes.UTCDateTime(), nullable=True),
-        sa.Column("updated_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("created_at", jobcast.db.types.UTCDateTime(), nullable=False),
+        sa.Column("started_at", jobcast.db.types.UTCDateTime(), nullable=True),
+        sa.Column("finished_at", jobcast.db.types.UTCDateTime(), nullable=True),
+        sa.Column("updated_at", jobcast.db.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["users.id"], name=op.f("fk_jobs_owner_id_users"), ondelete="CASCADE"
         ),
@@ -63,7 +63,7 @@ def upgrade() -> None:
         "orders",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("created_at", jobcast.db.types.UTCDateTime(), nullable=False),
         sa.Column("customer", sa.String(length=100), nullable=False),
         sa.Column("region", sa.String(length=16), nullable=False),
         sa.Column("product", sa.String(length=100), nullable=False),
@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("average_cents", sa.BigInteger(), nullable=False),
         sa.Column("by_status", sa.JSON(), nullable=False),
         sa.Column("by_region", sa.JSON(), nullable=False),
-        sa.Column("computed_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("computed_at", jobcast.db.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_user_stats_user_id_users"), ondelete="CASCADE"
         ),

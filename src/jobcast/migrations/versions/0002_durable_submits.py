@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import jobcast.dbtypes
+import jobcast.db.types
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -24,7 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("idempotency_key", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("request_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(
-            sa.Column("dispatched_at", jobcast.dbtypes.UTCDateTime(), nullable=True)
+            sa.Column("dispatched_at", jobcast.db.types.UTCDateTime(), nullable=True)
         )
         batch_op.create_index(
             "uq_jobs_owner_idempotency", ["owner_id", "idempotency_key"], unique=True

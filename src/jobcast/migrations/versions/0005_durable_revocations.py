@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import jobcast.dbtypes
+import jobcast.db.types
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -23,7 +23,7 @@ def upgrade() -> None:
         "revoked_tokens",
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", jobcast.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("kind", "id", name=op.f("pk_revoked_tokens")),
     )
     op.create_index("ix_revoked_tokens_expires_at", "revoked_tokens", ["expires_at"])
@@ -31,7 +31,7 @@ def upgrade() -> None:
         "refresh_families",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("refresh_jti", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", jobcast.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", jobcast.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_refresh_families")),
     )
     op.create_index("ix_refresh_families_expires_at", "refresh_families", ["expires_at"])

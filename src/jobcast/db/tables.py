@@ -1,31 +1,52 @@
-"""The jobs table: the task log and the source of truth for every job's state."""
+"""jobcast's tables, in a metadata of their own: the jobs table is the task log and the source
+of truth for every job's state.
+
+Names are prefixed (``jobcast_``) and the owner is a string with no foreign key, so the tables
+sit beside any host app's own, and its users table stays its business.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Index, MetaData, String, Table, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from jobcast.dbtypes import UTCDateTime, utcnow
-from jobcast.extensions import db
+from jobcast.db.types import UTCDateTime, utcnow
 from jobcast.jobs import states
 
+#: The longest owner string the table holds (``identity.owner_str`` refuses longer ones).
+OWNER_MAX = 255
 
-class Job(db.Model):  # type: ignore[name-defined]
-    __tablename__ = "jobs"
+
+class Base(DeclarativeBase):
+    """Declarative base with named constraints, so Alembic migrations are portable."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Job(Base):
+    __tablename__ = "jobcast_jobs"
     __table_args__ = (
-        Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
-        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobcast_jobs_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_jobcast_jobs_status_created", "status", "created_at"),
         # The active-job cap counts a user's unfinished jobs on every submit: from the index alone.
-        Index("ix_jobs_owner_status", "owner_id", "status"),
+        Index("ix_jobcast_jobs_owner_status", "owner_id", "status"),
         # One job per (owner, Idempotency-Key); NULL keys never collide.
-        Index("uq_jobs_owner_idempotency", "owner_id", "idempotency_key", unique=True),
+        Index("uq_jobcast_jobs_owner_idempotency", "owner_id", "idempotency_key", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(OWNER_MAX))
     type: Mapped[str] = mapped_column(String(100))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=states.QUEUED)
@@ -48,3 +69,7 @@ class Job(db.Model):  # type: ignore[name-defined]
     @property
     def is_terminal(self) -> bool:
         return self.status in states.TERMINAL
+
+
+#: The jobs table, for the statements built once at import (Core, typed as a Table).
+JOBS: Table = Job.__table__  # type: ignore[assignment]

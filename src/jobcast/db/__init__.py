@@ -1,0 +1,1 @@
+"""jobcast's own tables, engine and sessions, apart from the host app's."""
