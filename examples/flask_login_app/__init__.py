@@ -1,0 +1,1 @@
+"""A Flask-Login site that adds jobcast (see README.md)."""
