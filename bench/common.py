@@ -27,8 +27,9 @@ import requests
 from redis import Redis
 
 from jobcast.jobs import states
-from jobcast.jobs.events import EventPublisher
-from jobcast.testing import LocalStack, fresh_database
+from jobcast.jobs.redis_events import RedisEventLog
+from jobcast.realtime.wire import UserChannelWire
+from jobcast.service.testing import LocalStack, fresh_database
 
 PASSWORD = "bench-password-not-secret"
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
@@ -280,7 +281,7 @@ def signup_many(base_url: str, emails: Sequence[str], parallel: int = 4) -> list
 # --- event logs ---------------------------------------------------------------------------
 
 
-def event_log(redis_url: str) -> EventPublisher:
+def event_log(redis_url: str) -> RedisEventLog:
     """jobcast's own reader of job event logs (``history``), for checking what clients got."""
     redis = Redis.from_url(redis_url, decode_responses=True)
-    return EventPublisher(redis, channel="jobcast", retention_seconds=3600)
+    return RedisEventLog(redis, wire=UserChannelWire("jobcast"), retention_seconds=3600)

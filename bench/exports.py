@@ -34,9 +34,9 @@ from sqlalchemy.engine import make_url
 
 from bench.common import local_stack, log_errors, machine, positive, say, signup, table
 from bench.procfs import RssSampler
-from jobcast.builtin.exports import COLUMNS, SHEET_ROWS, ExportParams
-from jobcast.builtin.filters import select_orders
-from jobcast.builtin.models import Order
+from jobcast.service.builtin.exports import COLUMNS, SHEET_ROWS, ExportParams
+from jobcast.service.builtin.filters import select_orders
+from jobcast.service.builtin.models import Order
 
 KINDS = ("csv", "xlsx")
 #: export.xlsx again, on a cpu worker restarted with JOBCAST_XLSX_ENGINE=rustpy-xlsxwriter.
@@ -245,8 +245,8 @@ def _run_bare(kind: str, database: str, sql: str, out: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     # Named explicitly: the exports module registers its job types on import, whether or not
-    # jobcast.builtin imports it.
-    modules = {"JOBCAST_JOB_MODULES": "jobcast.builtin,jobcast.builtin.exports"}
+    # jobcast.service.builtin imports it.
+    modules = {"JOBCAST_JOB_MODULES": "jobcast.service.builtin,jobcast.service.builtin.exports"}
     with local_stack(
         "exports", env_overrides=modules, worker_pools=("io", "cpu"), keep=args.keep
     ) as stack:

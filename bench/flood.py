@@ -2,7 +2,7 @@
 
 ``bench fanout`` makes its events with real jobs, so one worker's CPU sets the pace and the web
 process's ceiling is never reached. Here producer processes publish through jobcast's own
-``EventPublisher`` (the worker's path: number, log, publish on the owner's channel) as fast as
+``RedisEventLog`` (the worker's path: number, log, publish on the owner's channel) as fast as
 they can, ``--flood-events`` per user, to ``--flood-clients`` users each with one connection,
 spread round-robin over ``--webs`` web processes. Per web count, on a fresh stack: the events
 delivered, lost (gaps in seq), the delivery rate, and the CPU every web process used, so
@@ -28,7 +28,8 @@ from redis import Redis
 
 from bench.common import local_stack, machine, say, signup_many, table
 from bench.procfs import cpu_seconds, process_tree
-from jobcast.jobs.events import EventPublisher
+from jobcast.jobs.redis_events import RedisEventLog
+from jobcast.realtime.wire import UserChannelWire
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,9 +159,9 @@ def _never_reported(clients: subprocess.Popen[str], timeout: float = 60) -> bool
 def produce(config: dict[str, Any]) -> None:
     """One producer: ``events`` events for each of its users' one job, round-robin over users,
     so every room is busy at once; the last event of each job is terminal."""
-    publisher = EventPublisher(
+    publisher = RedisEventLog(
         Redis.from_url(config["redis_url"], decode_responses=True),
-        channel=config["channel"],
+        wire=UserChannelWire(config["channel"]),
         retention_seconds=3600,
     )
     jobs = {user: str(uuid.uuid4()) for user in config["users"]}

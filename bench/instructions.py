@@ -88,7 +88,7 @@ def _count(valgrind: str, target: str, requests: int) -> int:
 
 def _child(target: str, requests: int, tmp: Path) -> None:
     """Make the requests, in this process (the one callgrind counts)."""
-    from jobcast.procs import free_port, redis_server_command, wait_for_port
+    from jobcast.service.procs import free_port, redis_server_command, wait_for_port
 
     port = free_port()
     redis = subprocess.Popen(redis_server_command(port, tmp, persist=False))
@@ -104,9 +104,10 @@ def _child(target: str, requests: int, tmp: Path) -> None:
 
 
 def _jobcast_poster(redis_url: str, tmp: Path) -> Any:
-    from jobcast import create_app, migrate
-    from jobcast.auth.tokens import issue_tokens
-    from jobcast.auth.users import create_user
+    from jobcast import create_app
+    from jobcast.service import migrate
+    from jobcast.service.auth.tokens import issue_tokens
+    from jobcast.service.auth.users import create_user
 
     app = create_app(
         {

@@ -1,4 +1,5 @@
-"""Job types for ``bench overhead``, loaded with ``JOBCAST_JOB_MODULES=jobcast.builtin,bench.noop``.
+"""Job types for ``bench overhead``, loaded with
+``JOBCAST_JOB_MODULES=jobcast.service.builtin,bench.noop``.
 
 ``bench.noop`` is a jobcast job that does nothing (so its cost is jobcast's: the job row, the
 state transitions, the events); ``bench.bare_noop`` is a plain Celery task on the same queue and

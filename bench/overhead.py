@@ -1,6 +1,7 @@
 """``python -m bench overhead``: a no-op job through jobcast against a bare Celery no-op task.
 
-One stack without a running worker and with ``JOBCAST_JOB_MODULES=jobcast.builtin,bench.noop``.
+One stack without a running worker and with
+``JOBCAST_JOB_MODULES=jobcast.service.builtin,bench.noop``.
 For each kind in turn (``--rounds`` times, alternating): queue ``--jobs`` of them while no worker
 consumes, start ``jobcast worker --pool io`` (the gevent pool, ``JOBCAST_IO_CONCURRENCY``), wait
 until all have run, stop the worker. Throughput is jobs / (last finished - first started), from
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {
-        "JOBCAST_JOB_MODULES": "jobcast.builtin,bench.noop",
+        "JOBCAST_JOB_MODULES": "jobcast.service.builtin,bench.noop",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "JOBCAST_MAX_ACTIVE_JOBS": "100000",
         "JOBCAST_IO_CONCURRENCY": str(args.concurrency),

@@ -24,7 +24,7 @@ from redis import Redis
 from bench.common import TERMINAL_EVENTS, event_log
 
 # The stream's key as the product writes it: private, but XRANGE of exactly it is the reference.
-from jobcast.jobs.events import _log_key
+from jobcast.jobs.redis_events import log_key
 
 TIMEOUT_SECONDS = 600
 #: After the acknowledgement, how long to wait for replayed events still on their way.
@@ -150,7 +150,7 @@ async def redis_xrange(target: Target) -> dict[str, Any]:
     redis = Redis.from_url(target.redis_url, decode_responses=True)
     redis.ping()
     started = time.perf_counter()
-    entries = redis.xrange(_log_key(target.job_id))
+    entries = redis.xrange(log_key(target.job_id))
     seconds = time.perf_counter() - started
     seqs = [int(entry_id.split("-", 1)[1]) for entry_id, _ in entries]  # type: ignore[union-attr]
     redis.close()

@@ -11,7 +11,7 @@ on the host does not fall on one way only):
 - SSE: ``GET /api/v1/jobs/<id>/events`` with Bearer auth, timed from the request to the
   terminal event, after which the server ends the stream;
 - the references, in this process: XRANGE of the same Redis stream with redis-py, and the same
-  read through jobcast's own ``EventPublisher.history`` (XRANGE + JSON decoding).
+  read through jobcast's own ``EventLog.history`` (XRANGE + JSON decoding).
 
 Every Socket.IO and SSE read is checked: seq 1..N, each once.
 """
@@ -31,8 +31,8 @@ from redis import Redis
 from bench.common import event_log, local_stack, log_errors, machine, positive, say, signup, table
 from bench.procfs import cpu_seconds, process_tree
 from bench.readers import READERS, Target
-from jobcast.builtin.demo import StepsParams
 from jobcast.jobs import states
+from jobcast.service.builtin.demo import StepsParams
 
 #: Events of a demo.steps job besides its progress: queued, started, succeeded.
 FRAME_EVENTS = 3

@@ -28,7 +28,7 @@ import aiohttp
 
 from bench.common import local_stack, machine, percentiles, positive, say, signup_many, table
 from bench.procfs import cpu_seconds, process_tree
-from jobcast.procs import free_port, wait_for_port
+from jobcast.service.procs import free_port, wait_for_port
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 # Re-vendor Swagger UI, the interactive page of GET /api/docs, into the apidocs static files.
 #
 # The page loads the prebuilt browser bundle and stylesheet of the npm package swagger-ui-dist
-# from this server, never from a CDN; its own start-up script is src/jobcast/apidocs/static/
+# from this server, never from a CDN; its own start-up script is src/jobcast/service/apidocs/static/
 # apidocs.js, so the page needs no inline script. The version is pinned and the tarball checked
 # against the registry's integrity hash, so running this again gives the same bytes. To move to
 # another version: change VERSION and INTEGRITY (from
@@ -15,7 +15,7 @@ INTEGRITY="sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h
 FILES=(swagger-ui-bundle.js swagger-ui.css)
 
 cd "$(dirname "$0")/.."
-DEST=src/jobcast/apidocs/static/swagger-ui
+DEST=src/jobcast/service/apidocs/static/swagger-ui
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # shellcheck source=scripts/npm-fetch.sh

@@ -12,7 +12,7 @@ VERSION=4.8.1
 INTEGRITY="sha512-hJVXfu3E28NmzGk8o1sHhN3om52tRvwYeidbj7xKy2eIIse5IoKX3USlS6Tqt3BHAtflLIkCQBkzVrEEfWUyYQ=="
 
 cd "$(dirname "$0")/.."
-DEST=src/jobcast/web/static/vendor
+DEST=src/jobcast/service/web/static/vendor
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # shellcheck source=scripts/npm-fetch.sh

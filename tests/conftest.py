@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from jobcast.procs import free_port, redis_server_command, wait_for_port
-from jobcast.testing import fresh_database
+from jobcast.service.procs import free_port, redis_server_command, wait_for_port
+from jobcast.service.testing import fresh_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

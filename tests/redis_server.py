@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from jobcast.procs import free_port, redis_server_command, wait_for_port
+from jobcast.service.procs import free_port, redis_server_command, wait_for_port
 
 
 class RedisServer:

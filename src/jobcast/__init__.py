@@ -10,11 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobcast.app import create_app
     from jobcast.errors import JobCancelled, JobError, ParamsRefused, TransientJobError
     from jobcast.extension import Jobcast
     from jobcast.jobs.context import JobContext
     from jobcast.jobs.registry import JobType, job, registry
+    from jobcast.service.app import create_app
 
 _WHERE = {
     "Jobcast": "jobcast.extension",
@@ -26,7 +26,7 @@ _WHERE = {
     "JobError": "jobcast.errors",
     "ParamsRefused": "jobcast.errors",
     "TransientJobError": "jobcast.errors",
-    "create_app": "jobcast.app",
+    "create_app": "jobcast.service.app",
 }
 
 __all__ = [

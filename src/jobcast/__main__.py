@@ -1,3 +1,3 @@
-from jobcast.cli import main
+from jobcast.service.cli import main
 
 main(prog_name="jobcast")

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # Celery task events (sent, received, started, succeeded...), for Flower and `celery events`:
     # a few Redis publishes per job, by the submitting web process and the worker.
     task_events: bool = True
-    job_modules: str = "jobcast.builtin"
+    job_modules: str = "jobcast.service.builtin"
     # Where the extension mounts in a host app (the service mounts at /api/v1 and /).
     url_prefix: str = Field("/jobcast", pattern=r"^(/[A-Za-z0-9._~-]+)+$")
     namespace: str = Field("/jobcast", pattern=r"^/[A-Za-z0-9._~/-]*$")
@@ -381,7 +381,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": queue_names(settings.queue_prefix)["io"],
-        # Both queues by default, so a plain `celery -A jobcast.worker worker` runs every job.
+        # Both queues by default: a plain `celery -A jobcast.service.worker worker` runs every job.
         "task_queues": [Queue(name) for name in queue_names(settings.queue_prefix).values()],
         "task_publish_retry_policy": {
             "max_retries": 2,
@@ -394,20 +394,28 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": settings.task_events,
         "task_send_sent_event": settings.task_events,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {
-            "expire-results": {
-                "task": "jobcast.expire_results",
-                "schedule": settings.result_sweep_seconds,
-            },
-            "redispatch-stuck": {
-                "task": "jobcast.redispatch_stuck",
-                "schedule": settings.queued_redispatch_seconds,
-            },
-            "recover-lost": {
-                "task": "jobcast.recover_lost",
-                "schedule": settings.recovery_sweep_seconds,
-                # A sweep nobody ran in time is superseded by the next one: do not pile them up.
-                "options": {"expires": settings.recovery_sweep_seconds},
-            },
+        "beat_schedule": beat_schedule(settings),
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """jobcast's housekeeping for Celery beat, each sent to jobcast's I/O queue."""
+    queue = {"queue": queue_names(settings.queue_prefix)["io"]}
+    return {
+        "jobcast-expire-results": {
+            "task": "jobcast.expire_results",
+            "schedule": settings.result_sweep_seconds,
+            "options": queue,
+        },
+        "jobcast-redispatch-stuck": {
+            "task": "jobcast.redispatch_stuck",
+            "schedule": settings.queued_redispatch_seconds,
+            "options": queue,
+        },
+        "jobcast-recover-lost": {
+            "task": "jobcast.recover_lost",
+            "schedule": settings.recovery_sweep_seconds,
+            # A sweep nobody ran in time is superseded by the next one: do not pile them up.
+            "options": {**queue, "expires": settings.recovery_sweep_seconds},
         },
     }

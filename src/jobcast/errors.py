@@ -1,4 +1,4 @@
-"""The jobcast error hierarchy; no Flask here (``jobcast.http`` renders them as problem+json).
+"""The jobcast error hierarchy; no Flask here (``jobcast.api.http`` renders them as problem+json).
 
 ``JobcastError`` is the root. ``ApiError`` and its subclasses carry an HTTP status and a stable
 ``type`` URI (RFC 9457); views and services raise them and ``http.problem_response`` renders

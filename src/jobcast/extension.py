@@ -17,7 +17,7 @@ from flask_socketio import SocketIO
 from socketio import PubSubManager
 from sqlalchemy.engine import Engine
 
-from jobcast.config import Settings, celery_config, settings_from_config
+from jobcast.config import Settings, beat_schedule, celery_config, settings_from_config
 from jobcast.db.database import Database, db
 from jobcast.db.tables import Base, Job
 from jobcast.errors import ConfigError
@@ -66,8 +66,8 @@ class Jobcast:
         namespace: str | None = None,
         settings: Settings | None = None,
     ) -> Runtime:
+        from jobcast.api import views as api
         from jobcast.db.cli import cli
-        from jobcast.jobs import api
         from jobcast.jobs.tasks import register_tasks
         from jobcast.realtime.handlers import register_handlers
 
@@ -136,6 +136,12 @@ class Jobcast:
         sockets.endings.end(owner)
         for sid in sockets.sids_of(owner):
             sockets.end(sid, "auth.revoked")
+
+    def beat_schedule(self) -> dict[str, dict[str, Any]]:
+        """jobcast's housekeeping tasks for the host's Celery beat (recover lost jobs, send
+        stuck ones again, expire result files), routed to jobcast's queue:
+        ``celery.conf.beat_schedule.update(jobcast.beat_schedule())``."""
+        return beat_schedule(runtime_of(self._require_app()).settings)
 
     def create_all(self) -> None:
         """Create jobcast's tables (inside an app context): for tests and quick starts."""

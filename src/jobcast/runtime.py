@@ -18,9 +18,10 @@ from jobcast.broker import TRANSPORT
 from jobcast.config import Settings, limits_storage
 from jobcast.db.database import Database
 from jobcast.identity import Identity
-from jobcast.jobs.events import EventPublisher
+from jobcast.jobs.events import EventLog
 from jobcast.jobs.lease import Leases
 from jobcast.jobs.ratelimit import SubmitLimit
+from jobcast.jobs.redis_events import RedisEventLog
 from jobcast.jobs.registry import Bound, Registry, queue_names
 from jobcast.jobs.results import DownloadSigner
 from jobcast.realtime.sessions import Endings, PerUserCount, SocketSessions
@@ -33,7 +34,7 @@ class Runtime:
     settings: Settings
     registry: Registry
     redis: Redis
-    events: EventPublisher
+    events: EventLog
     leases: Leases
     storage: ResultStorage
     signer: DownloadSigner
@@ -101,7 +102,7 @@ def init_runtime(
         settings=settings,
         registry=registry,
         redis=redis,
-        events=EventPublisher(
+        events=RedisEventLog(
             redis,
             wire=wire,
             retention_seconds=int(settings.event_retention_hours * 3600),

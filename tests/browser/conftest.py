@@ -207,7 +207,7 @@ class Dashboard:
 def stack_env() -> dict[str, str]:
     """What the browser tests' stacks run: the built-in jobs and the test jobs (failing ones)."""
     return {
-        "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.integration.jobs",
+        "JOBCAST_JOB_MODULES": "jobcast.service.builtin,tests.integration.jobs",
         "JOBCAST_IO_CONCURRENCY": "20",
         "JOBCAST_CPU_CONCURRENCY": "2",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),

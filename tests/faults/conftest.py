@@ -23,8 +23,8 @@ import pytest
 from flask import Flask
 
 from jobcast import create_app
-from jobcast.procs import free_port, redis_server_command, wait_for_port
-from jobcast.testing import LocalStack
+from jobcast.service.procs import free_port, redis_server_command, wait_for_port
+from jobcast.service.testing import LocalStack
 from tests.integration.support import TERMINAL_EVENTS, Api, Listener
 
 ROOT = Path(__file__).parents[2]
@@ -51,7 +51,16 @@ class FaultStack(LocalStack):
         schedule = self.root / "beat-schedule"
         return self.start_process(
             "beat",
-            [sys.executable, "-m", "celery", "-A", "jobcast.worker", "beat", "-s", str(schedule)],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "jobcast.service.worker",
+                "beat",
+                "-s",
+                str(schedule),
+            ],
         )
 
     def signal(self, name: str, signum: int) -> None:
@@ -114,7 +123,7 @@ def fault_stack(
             database_url=database_url,
             worker_pools=(),
             env_overrides={
-                "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.faults.jobs",
+                "JOBCAST_JOB_MODULES": "jobcast.service.builtin,tests.faults.jobs",
                 "JOBCAST_IO_CONCURRENCY": "50",
                 "JOBCAST_CPU_CONCURRENCY": "1",
                 "JOBCAST_JOB_LEASE_SECONDS": str(LEASE_SECONDS),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from jobcast.procs import free_port, wait_for_port
+from jobcast.service.procs import free_port, wait_for_port
 from tests.faults.conftest import FaultStack, check_events, wait_until
 from tests.integration.support import Api
 

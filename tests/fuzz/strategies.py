@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-#: What ``jobcast.auth.views`` refuses in an email: C0 and C1 controls, DEL, line and paragraph
-#: separators, UTF-16 surrogates.
+#: What ``jobcast.service.auth.views`` refuses in an email: C0 and C1 controls, DEL, line and
+#: paragraph separators, UTF-16 surrogates.
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 #: Single characters that have broken servers: NUL, controls, lone surrogates of both halves,

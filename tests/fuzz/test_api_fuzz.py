@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobcast.testing import LocalStack
+from jobcast.service.testing import LocalStack
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("JOBCAST_FUZZ") != "1", reason="fuzzing runs with JOBCAST_FUZZ=1"
@@ -40,7 +40,7 @@ LIMIT = BUDGET + 240
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     overrides = {
-        "JOBCAST_JOB_MODULES": "jobcast.builtin",
+        "JOBCAST_JOB_MODULES": "jobcast.service.builtin",
         # Generated submissions pile up unfinished jobs; the cap is not what is under test.
         "JOBCAST_MAX_ACTIVE_JOBS": "100000",
         "JOBCAST_SSE_KEEPALIVE_SECONDS": "1",

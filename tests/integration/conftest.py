@@ -18,9 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from jobcast import create_app, migrate
-from jobcast.procs import free_port, redis_server_command, wait_for_port
-from jobcast.testing import LocalStack
+from jobcast import create_app
+from jobcast.service import migrate
+from jobcast.service.procs import free_port, redis_server_command, wait_for_port
+from jobcast.service.testing import LocalStack
 from tests.integration.support import Api, Listener
 
 ROOT = Path(__file__).parents[2]
@@ -122,7 +123,7 @@ def stack(
         "JOBCAST_EMAIL_RECIPIENTS": "example.com",
         "JOBCAST_IO_CONCURRENCY": "50",
         "JOBCAST_CPU_CONCURRENCY": "2",
-        "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.integration.jobs",
+        "JOBCAST_JOB_MODULES": "jobcast.service.builtin,tests.integration.jobs",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     with Stack(

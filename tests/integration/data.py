@@ -15,9 +15,9 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobcast.builtin.models import Order
-from jobcast.builtin.seed import seed_orders
-from jobcast.extensions import db
+from jobcast.service.builtin.models import Order
+from jobcast.service.builtin.seed import seed_orders
+from jobcast.service.extensions import db
 
 #: The header row of the order exports, as their contract states it.
 CSV_HEADER = [

@@ -25,8 +25,8 @@ import pytest
 import requests
 import socketio
 
-from jobcast.procs import free_port
-from jobcast.testing import LocalStack
+from jobcast.service.procs import free_port
+from jobcast.service.testing import LocalStack
 from tests.integration.support import EVENTS, TERMINAL_EVENTS
 
 ROOT = Path(__file__).parents[2]

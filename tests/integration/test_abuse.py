@@ -15,8 +15,8 @@ import pytest
 import socketio
 from flask_jwt_extended import create_access_token
 
-from jobcast.auth.tokens import issue_tokens
-from jobcast.auth.users import create_user
+from jobcast.service.auth.tokens import issue_tokens
+from jobcast.service.auth.users import create_user
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Api, assert_problem, refusal
 
@@ -39,7 +39,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "JOBCAST_SOCKET_AUTH_CHECK_SECONDS": "0.5",
             "JOBCAST_SOCKET_MAX_MESSAGE_BYTES": "4096",
             "JOBCAST_IO_CONCURRENCY": "20",
-            "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.integration.jobs",
+            "JOBCAST_JOB_MODULES": "jobcast.service.builtin,tests.integration.jobs",
             "PYTHONPATH": str(ROOT),
         },
         worker_pools=("io",),

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse as Response
 
-from jobcast.auth.tokens import issue_tokens
+from jobcast.service.auth.tokens import issue_tokens
 from tests.fuzz.strategies import DEEP_JSON, ODD_TEXT, as_json, odd_json
 from tests.integration.conftest import Stack
 from tests.integration.support import Api, assert_problem

@@ -22,8 +22,8 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 from sqlalchemy import select
 
-from jobcast.builtin.models import ORDER_STATUSES, REGIONS, UserStats
-from jobcast.procs import free_port
+from jobcast.service.builtin.models import ORDER_STATUSES, REGIONS, UserStats
+from jobcast.service.procs import free_port
 from tests.integration.conftest import Stack
 from tests.integration.data import CSV_HEADER, OrderRow, StackData
 from tests.integration.support import Api, assert_problem

@@ -21,10 +21,10 @@ import requests
 from flask import Flask
 from redis import Redis
 
-from jobcast.auth.users import create_user
 from jobcast.config import celery_config, load_settings
 from jobcast.jobs import service
-from jobcast.procs import free_port
+from jobcast.service.auth.users import create_user
+from jobcast.service.procs import free_port
 from tests.integration.conftest import Stack, migrated_app
 from tests.integration.support import Api
 
@@ -213,7 +213,7 @@ def test_jobcast_flower_says_what_to_install_when_flower_is_missing(
 ) -> None:
     from click.testing import CliRunner
 
-    from jobcast.cli import main
+    from jobcast.service.cli import main
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(

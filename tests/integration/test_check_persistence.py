@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from jobcast.cli import main
-from jobcast.procs import free_port, redis_server_command, wait_for_port
+from jobcast.service.cli import main
+from jobcast.service.procs import free_port, redis_server_command, wait_for_port
 
 SAFE = {
     "JOBCAST_SECRET_KEY": "s" * 32,

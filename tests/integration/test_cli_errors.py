@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobcast.procs import free_port
+from jobcast.service.procs import free_port
 
 PASSWORD = ["--password", "a-long-enough-password"]
 

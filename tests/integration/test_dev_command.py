@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobcast.procs import free_port
+from jobcast.service.procs import free_port
 
 MARKER = "JOBCAST_DEV_TEST_MARKER"
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from jobcast.auth.users import create_user
 from jobcast.db.tables import Job
 from jobcast.errors import ServiceUnavailable
-from jobcast.extensions import db
 from jobcast.jobs import recovery, service
 from jobcast.runtime import current_runtime
+from jobcast.service.auth.users import create_user
+from jobcast.service.extensions import db
 from tests.integration.conftest import migrated_app
 
 QUEUE = "jobcast.io"

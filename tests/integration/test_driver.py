@@ -17,14 +17,14 @@ from flask import Flask
 from sqlalchemy import Column, MetaData, String, Table, bindparam, event, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from jobcast.auth.users import create_user
-from jobcast.builtin.models import Order
 from jobcast.db.driver import DriverStatement
 from jobcast.db.tables import Job
 from jobcast.db.types import utcnow
-from jobcast.extensions import db
 from jobcast.jobs import lifecycle, service, states, store
 from jobcast.runtime import current_runtime
+from jobcast.service.auth.users import create_user
+from jobcast.service.builtin.models import Order
+from jobcast.service.extensions import db
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ import pytest
 import socketio
 from sqlalchemy import update
 
-from jobcast.auth.users import create_user
 from jobcast.db.database import db
 from jobcast.db.tables import Job
 from jobcast.db.types import utcnow
 from jobcast.jobs import lifecycle, recovery, service
 from jobcast.runtime import current_runtime
+from jobcast.service.auth.users import create_user
 from tests.integration.conftest import ROOT, Stack, migrated_app
 from tests.integration.support import EVENTS, TERMINAL_EVENTS, Api
 
@@ -34,7 +34,7 @@ def _stack(tmp_path: Path, **env: str) -> Stack:
     return Stack(
         tmp_path,
         env_overrides={
-            "JOBCAST_JOB_MODULES": "jobcast.builtin,tests.integration.jobs",
+            "JOBCAST_JOB_MODULES": "jobcast.service.builtin,tests.integration.jobs",
             "JOBCAST_IO_CONCURRENCY": "50",
             "JOBCAST_CPU_CONCURRENCY": "1",
             "PYTHONPATH": str(ROOT),
@@ -207,7 +207,9 @@ def test_a_committed_job_whose_dispatch_never_happened_is_sent_by_the_sweeper(
 @pytest.fixture
 def sweep_owner(tmp_path: Path, spare_redis: tuple[str, Any]) -> Iterator[int]:
     """Inside an app over ``spare_redis`` (test job types registered): a new user's id."""
-    app = migrated_app(tmp_path, spare_redis[0], job_modules="jobcast.builtin,tests.faults.jobs")
+    app = migrated_app(
+        tmp_path, spare_redis[0], job_modules="jobcast.service.builtin,tests.faults.jobs"
+    )
     with app.app_context():
         yield create_user("sweep@example.com", "correct horse battery").id
 
@@ -292,8 +294,8 @@ def test_a_lost_attempt_that_may_not_run_again_fails_with_worker_lost(
 
 
 def test_email_send_is_declared_not_to_run_twice() -> None:
-    from jobcast.builtin import mailer  # noqa: F401  (registers email.send)
     from jobcast.jobs.registry import registry
+    from jobcast.service.builtin import mailer  # noqa: F401  (registers email.send)
 
     email = registry.get("email.send")
     assert email is not None and not email.retry_lost

@@ -304,3 +304,26 @@ def test_every_combination_of_given_and_made_parts_runs_a_job(
     with app.app_context():
         events = [name for name, _ in runtime.events.history(job_id)]
     assert events == ["job.queued", "job.started", "job.succeeded"]
+
+
+def test_a_host_view_gets_the_apis_job_object(host: dict[str, Any]) -> None:
+    app, jobcast = host["app"], host["jobcast"]
+    with app.test_request_context():
+        job = jobcast.submit("host.noop", {}, owner="ada")
+        answer = job.to_dict()
+        assert answer == jobcast.get(job.id, owner="ada").to_dict()
+    client = app.test_client()
+    client.post("/login", data={"user": "ada"})
+    assert client.get(f"/jobcast/jobs/{job.id}").json == answer
+    assert (job.id, job.type, job.status, job.progress) == (answer["id"], "host.noop", "queued", 0)
+
+
+def test_jobcasts_housekeeping_goes_to_jobcasts_queue(host: dict[str, Any], redis_url: str) -> None:
+    celery, jobcast = host["celery"], host["jobcast"]
+    celery.conf.beat_schedule = {**celery.conf.beat_schedule, **jobcast.beat_schedule()}
+    redis = Redis.from_url(redis_url)
+    redis.delete("celery", "jobcast.io")
+    for entry in celery.conf.beat_schedule.values():  # as beat sends each entry
+        celery.tasks[entry["task"]].apply_async(**entry.get("options", {}))
+    assert (redis.llen("celery"), redis.llen("jobcast.io")) == (0, 3)
+    redis.delete("celery", "jobcast.io")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import websocket
 
-from jobcast.extensions import socketio
-from jobcast.realtime.lean_sockets import InlineWebSocketWSGI
+from jobcast.service.extensions import socketio
+from jobcast.service.serving.lean_sockets import InlineWebSocketWSGI
 from tests.integration.conftest import Stack
 
 PING_INTERVAL = 1

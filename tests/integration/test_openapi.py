@@ -16,11 +16,12 @@ from flask import Flask
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from jobcast import errors, http
-from jobcast.apidocs.components import PROBLEM_SLUGS
-from jobcast.auth import users
+from jobcast import errors
+from jobcast.api import http
+from jobcast.api.openapi.components import PROBLEM_SLUGS
+from jobcast.api.schemas import STREAM_EVENTS, JobEventName, JobStatus, SignOutEventName
 from jobcast.jobs import states
-from jobcast.schemas import STREAM_EVENTS, JobEventName, JobStatus, SignOutEventName
+from jobcast.service.auth import users
 from tests.integration.conftest import Stack
 from tests.integration.support import Api
 

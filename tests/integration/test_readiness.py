@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from jobcast.procs import redis_server_command, wait_for_port
-from jobcast.testing import LocalStack
+from jobcast.service.procs import redis_server_command, wait_for_port
+from jobcast.service.testing import LocalStack
 from tests.integration.support import Api
 
 

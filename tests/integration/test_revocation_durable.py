@@ -17,10 +17,10 @@ import requests
 from redis import Redis
 from redis.exceptions import RedisError
 
-from jobcast.auth.models import RevokedToken
-from jobcast.auth.revocations import revoke, revoked_among
 from jobcast.db.types import utcnow
-from jobcast.extensions import db
+from jobcast.service.auth.models import RevokedToken
+from jobcast.service.auth.revocations import revoke, revoked_among
+from jobcast.service.extensions import db
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Api, assert_problem, refusal
 from tests.redis_server import RedisServer

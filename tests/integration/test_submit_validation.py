@@ -16,11 +16,11 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import func, select
 
-from jobcast.auth.models import User
-from jobcast.builtin.mailer import EmailParams, check_recipient
 from jobcast.db.tables import Job
 from jobcast.errors import JobError, ParamsRefused
-from jobcast.extensions import db
+from jobcast.service.auth.models import User
+from jobcast.service.builtin.mailer import EmailParams, check_recipient
+from jobcast.service.extensions import db
 from tests.integration.conftest import Stack
 from tests.integration.support import Api, assert_problem
 

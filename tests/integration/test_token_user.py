@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, func, select
 
-from jobcast.auth.models import User
 from jobcast.db.tables import Job
-from jobcast.extensions import db
+from jobcast.service.auth.models import User
+from jobcast.service.extensions import db
 from tests.integration.support import Api
 
 SUBMISSION = {"type": "demo.steps", "params": {"steps": 1, "step_ms": 0}}

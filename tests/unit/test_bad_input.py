@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from werkzeug.exceptions import BadRequest
 
-from jobcast.auth.tokens import user_id_of
-from jobcast.auth.views import Credentials, LoginForm
+from jobcast.api.http import ApiRequest, json_body
 from jobcast.errors import ApiError, ValidationFailed
-from jobcast.http import ApiRequest, json_body
 from jobcast.jobs.cursor import decode_cursor
+from jobcast.service.auth.tokens import user_id_of
+from jobcast.service.auth.views import Credentials, LoginForm
 from tests.fuzz.strategies import DEEP_JSON, ODD_TEXT, UNPRINTABLE, nested
 
 PROPERTIES = settings(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobcast.bulkhead import ApiBulkhead
+from jobcast.service.serving.bulkhead import ApiBulkhead
 
 LIMIT_BYTES = 1024
 

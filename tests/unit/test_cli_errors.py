@@ -9,10 +9,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from jobcast.cli import main
-from jobcast.cli_errors import DOCS, JobcastGroup, explain
 from jobcast.config import load_settings, mask_url
 from jobcast.errors import ConfigError
+from jobcast.service.cli import main
+from jobcast.service.cli_errors import DOCS, JobcastGroup, explain
 
 
 @pytest.fixture(autouse=True)

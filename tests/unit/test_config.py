@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from jobcast.cli import main
 from jobcast.config import (
     DEV_SECRET,
     celery_config,
@@ -17,6 +16,7 @@ from jobcast.config import (
     unsafe_for_production,
 )
 from jobcast.errors import ConfigError
+from jobcast.service.cli import main
 
 GOOD_SECRET = "k" * 32
 
@@ -138,7 +138,9 @@ def test_a_rate_limit_in_the_wrong_notation_names_the_variable() -> None:
 
 def test_jobcast_check_lists_what_is_unsafe_and_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     # Whether Redis persists is asked of a real server in integration/test_check_persistence.py.
-    monkeypatch.setattr("jobcast.persistence.redis_persistence", lambda url, holds: (None, None))
+    monkeypatch.setattr(
+        "jobcast.service.persistence.redis_persistence", lambda url, holds: (None, None)
+    )
     for key in ("JOBCAST_SECRET_KEY", "JOBCAST_JWT_SECRET_KEY", "JOBCAST_DATABASE_URL"):
         monkeypatch.delenv(key, raising=False)
     result = CliRunner().invoke(main, ["check"])

@@ -17,13 +17,13 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine, insert
 from sqlalchemy.pool import StaticPool
 
-from jobcast.auth.models import User
-from jobcast.builtin import exports, filters
-from jobcast.builtin.exports import COLUMNS, Batch, ExportParams
-from jobcast.builtin.filters import OrderFilter, Region, select_orders
-from jobcast.builtin.models import ORDER_STATUSES, REGIONS, Order
 from jobcast.errors import ConfigError, JobCancelled, TransientJobError
-from jobcast.extensions import db
+from jobcast.service.auth.models import User
+from jobcast.service.builtin import exports, filters
+from jobcast.service.builtin.exports import COLUMNS, Batch, ExportParams
+from jobcast.service.builtin.filters import OrderFilter, Region, select_orders
+from jobcast.service.builtin.models import ORDER_STATUSES, REGIONS, Order
+from jobcast.service.extensions import db
 
 
 def test_the_literal_types_list_exactly_the_models_values() -> None:

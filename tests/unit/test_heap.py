@@ -11,7 +11,7 @@ class _Node:
 
 
 def test_live_start_up_objects_are_frozen_after_the_garbage_is_collected() -> None:
-    from jobcast.heap import freeze_startup_objects
+    from jobcast.service.serving.heap import freeze_startup_objects
 
     garbage = _Node()
     garbage.cycle = garbage  # only the cycle collector can free it

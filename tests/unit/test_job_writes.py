@@ -158,7 +158,8 @@ def test_a_job_write_is_seen(source: str) -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from jobcast.extensions import db\ndb.session.commit()",  # the service's own database
+        # the service's own database
+        "from jobcast.service.extensions import db\ndb.session.commit()",
         "rt.storage.commit(owner, job_id, path)",
         "raw.commit()",  # the driver's own connection, under a DriverStatement
         "update(users).values(name='x')",

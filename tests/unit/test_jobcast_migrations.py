@@ -17,11 +17,12 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import Engine, inspect, select, text
 
-from jobcast import create_app, migrate
+from jobcast import create_app
 from jobcast.db import migrate as jobcast_history
 from jobcast.db.database import Database, db
 from jobcast.db.tables import Job
-from jobcast.extensions import db as service_db
+from jobcast.service import migrate
+from jobcast.service.extensions import db as service_db
 
 HOST_ENV = """
 from alembic import context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobcast.builtin.mailer import recipient_allowed
+from jobcast.service.builtin.mailer import recipient_allowed
 
 
 @pytest.mark.parametrize(

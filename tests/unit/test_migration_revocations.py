@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from jobcast import create_app, migrate
-from jobcast.extensions import db
+from jobcast import create_app
+from jobcast.service import migrate
+from jobcast.service.extensions import db
 
 TABLES = {"revoked_tokens", "refresh_families"}
 

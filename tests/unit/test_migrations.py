@@ -8,9 +8,10 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import inspect
 
-from jobcast import create_app, migrate
+from jobcast import create_app
 from jobcast.db import migrate as jobcast_history
-from jobcast.extensions import db
+from jobcast.service import migrate
+from jobcast.service.extensions import db
 
 
 def test_upgrade_then_check_finds_no_difference_and_downgrade_empties(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from hypothesis.strategies import SearchStrategy
 from hypothesis_jsonschema import from_schema
 from pydantic import ValidationError
 
-import jobcast.builtin  # noqa: F401  (registers the built-in job types)
+import jobcast.service.builtin  # noqa: F401  (registers the built-in job types)
 from jobcast.jobs.registry import JobType, registry
 from tests.fuzz.strategies import ODD_TEXT, odd_json
 

@@ -13,13 +13,13 @@ import pytest
 from flask import Flask
 from pydantic import BaseModel
 
-import jobcast.builtin  # noqa: F401  (registers the built-in job types)
+import jobcast.service.builtin  # noqa: F401  (registers the built-in job types)
 from jobcast import create_app
-from jobcast.builtin import exports
-from jobcast.builtin.demo import StepsParams
-from jobcast.builtin.exports import ExportParams
 from jobcast.errors import JobError, ParamsRefused, ServiceUnavailable, ValidationFailed
 from jobcast.jobs.registry import Registry, job, registry
+from jobcast.service.builtin import exports
+from jobcast.service.builtin.demo import StepsParams
+from jobcast.service.builtin.exports import ExportParams
 
 
 class Mail(BaseModel):

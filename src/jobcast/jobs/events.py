@@ -1,15 +1,18 @@
 """Job events: number them, append them to the durable log, push them live.
 
-Every event of a job gets the next ``seq`` from one Redis counter, shared by the web process
-(``job.queued``) and the worker (everything after), and is appended to a Redis Stream whose
-entry ids are ``<epoch>-<seq>``, so a client that missed events can ask for "everything after
-this one". The epoch is the Redis server's clock (ms) when the job's counter was created: it
-changes only when the counter is gone (Redis lost its data, or the log expired), and numbering
-starts again at 1 under a larger epoch. Clients order events by (epoch, seq), as the stream
-does, so a renumbered event is never taken for one already seen (Centrifugo's stream epochs).
-The same Lua script then publishes it live, framed for the web processes' Socket.IO client
-manager by a ``realtime.wire`` (encoded once here): one round trip per event. No Flask here: the
-worker publishes without an app or request context.
+Every event of a job gets the next ``seq`` of that job, shared by the web process
+(``job.queued``) and the worker (everything after), and is appended to the job's log, so a
+client that missed events can ask for "everything after this one". Numbering belongs to an
+epoch, which changes only when the job's numbering is lost (the store lost its data, or the log
+expired) and starts again at 1 under a larger epoch. Clients order events by (epoch, seq), so a
+renumbered event is never taken for one already seen (Centrifugo's stream epochs). Each event is
+then published live, framed for the web processes' Socket.IO client manager by a
+``realtime.wire`` (encoded once here).
+
+``EventLog`` does what every store does (the payload, its framing, reading ``After``); a
+subclass fills the hooks that move the bytes, as python-socketio's ``PubSubManager`` leaves
+``_publish``/``_listen`` to its Redis and Kafka managers. ``jobs.redis_events`` is the one in
+use. No Flask here: the worker publishes without an app or request context.
 """
 
 from __future__ import annotations
@@ -17,63 +20,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
-from redis import Redis
 
-from jobcast.realtime.wire import Wire
-
-# Atomically: next seq (a new counter takes the server's clock as its epoch), append (stream id
-# epoch-seq), push the keys' expiry forward, publish. ARGV[4] = "0" numbers the event without
-# recording it (durability off, for comparison). The live message is ARGV[5] .. seq .. epoch ..
-# ARGV[6]: the payload is encoded once, in Python, and only what is known here is spliced in.
-# With KEYS[3] (a cancellation flag, '' for none) set, nothing is numbered or sent and the
-# script returns -1: the job stops instead of reporting progress. With KEYS[5], the broker
-# message ARGV[8] is pushed onto that Celery queue in the same step (``job.queued``: the
-# numbered event then proves the job was sent), and Celery's events about it (channel, message
-# pairs from ARGV[9]) are published after it. A counter from before epochs has epoch 0.
-_APPEND = """
-if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
-  return {-1, '0'}
-end
-local seq = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-local epoch
-if seq == 1 then
-  local now = redis.call('TIME')
-  epoch = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
-  redis.call('SET', KEYS[4], epoch, 'EX', ARGV[3])
-else
-  epoch = redis.call('GET', KEYS[4]) or '0'
-  redis.call('EXPIRE', KEYS[4], ARGV[3])
-end
-if ARGV[4] == '1' then
-  redis.call('XADD', KEYS[2], epoch .. '-' .. seq, 'e', ARGV[1], 'd', ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
-if KEYS[5] then
-  redis.call('LPUSH', KEYS[5], ARGV[8])
-  for i = 9, #ARGV, 2 do
-    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
-  end
-end
-redis.call('PUBLISH', ARGV[7], ARGV[5] .. seq .. ',"epoch":' .. epoch .. ARGV[6])
-return {seq, epoch}
-"""
-
-
-def _seq_key(job_id: str) -> str:
-    return f"jobcast:job:{job_id}:seq"
-
-
-def _log_key(job_id: str) -> str:
-    return f"jobcast:job:{job_id}:events"
-
-
-def _epoch_key(job_id: str) -> str:
-    return f"jobcast:job:{job_id}:epoch"
+from jobcast.realtime.wire import Frame, Wire
 
 
 class After(NamedTuple):
@@ -102,38 +53,22 @@ class After(NamedTuple):
         return f"{self.epoch or 0}-{self.seq}"
 
 
-def cancel_key(job_id: str) -> str:
-    """Set when the owner asks to cancel the job; a running job checks it at checkpoints."""
-    return f"jobcast:job:{job_id}:cancel"
-
-
 class Cancelled(Exception):
     """The job's cancellation flag was set: the event was not published."""
 
 
-class EventPublisher:
+class EventLog:
     """Numbers, records and emits job events; one per process, shared by its threads.
 
-    ``redis`` must decode responses (``decode_responses=True``); ``reader``, if given, serves the
-    blocking reads and needs a socket timeout longer than any ``block_ms`` asked for.
-    ``wire`` frames the live message for the web processes' Socket.IO client manager.
+    ``wire`` frames the live message for the web processes' Socket.IO client manager; events
+    are kept ``retention_seconds`` after the job's last one, and not recorded at all (only
+    numbered and pushed live) when ``durable`` is off.
     """
 
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        wire: Wire,
-        retention_seconds: int,
-        durable: bool = True,
-        reader: Redis | None = None,
-    ) -> None:
-        self.redis = redis
-        self.reader = reader or redis
+    def __init__(self, *, wire: Wire, retention_seconds: int, durable: bool = True) -> None:
         self.wire = wire
         self.retention_seconds = retention_seconds
         self.durable = durable
-        self._append = redis.register_script(_APPEND)
 
     def publish(
         self,
@@ -152,10 +87,10 @@ class EventPublisher:
         """Record and emit one event; returns the payload as clients receive it.
 
         With ``unless_cancelled``, raise Cancelled instead when the job's cancellation flag is
-        set (checked in the same round trip): a running job's progress checkpoint. With
-        ``enqueue`` (a broker list key and a message for it, see ``jobcast.broker``), push the
-        message in the same atomic step, then publish ``enqueue_events`` (pub/sub channel and
-        message pairs: Celery's ``task-sent`` event about it).
+        set (checked in the same step): a running job's progress checkpoint. With ``enqueue``
+        (a broker list key and a message for it, see ``jobcast.broker``), push the message in
+        the same atomic step, then publish ``enqueue_events`` (pub/sub channel and message
+        pairs: Celery's ``task-sent`` event about it).
         """
         payload: dict[str, Any] = {
             "status": status,
@@ -166,29 +101,13 @@ class EventPublisher:
         }
         body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
         live = self.wire.frame(event, job_id, owner_id, body)
-        seq, epoch = self._append(
-            keys=[
-                _seq_key(job_id),
-                _log_key(job_id),
-                cancel_key(job_id) if unless_cancelled else "",
-                _epoch_key(job_id),
-                *([enqueue[0]] if enqueue else []),
-            ],
-            args=[
-                event,
-                body,
-                self.retention_seconds,
-                "1" if self.durable else "0",
-                live.head,
-                live.tail,
-                live.channel,
-                *([enqueue[1], *chain.from_iterable(enqueue_events)] if enqueue else []),
-            ],
+        numbered = self._append(
+            job_id, event, body, live, unless_cancelled, enqueue, enqueue_events
         )
-        seq = int(seq)
-        if seq < 0:
+        if numbered is None:
             raise Cancelled(job_id)
-        return {"job_id": job_id, "seq": seq, "epoch": int(epoch), **payload}
+        seq, epoch = numbered
+        return {"job_id": job_id, "seq": seq, "epoch": epoch, **payload}
 
     def history(
         self, job_id: str, after: int | After = 0, *, block_ms: int | None = None
@@ -196,32 +115,55 @@ class EventPublisher:
         """Recorded events of ``job_id`` after ``after`` (a bare int: that seq of the current
         epoch), in (epoch, seq) order: a renumbering's events follow the older ones.
 
-        With ``block_ms``, wait up to that long for the first one to be appended (XREAD BLOCK):
-        Server-Sent Events follow a job this way without any pub/sub.
+        With ``block_ms``, wait up to that long for the first one to be appended: Server-Sent
+        Events follow a job this way without any pub/sub.
         """
         if not isinstance(after, After):
             after = After(after, None) if after > 0 else After()  # 0: the beginning
         if after.epoch is None:
-            current: str | None = self.redis.get(_epoch_key(job_id))  # type: ignore[assignment]
-            after = After(after.seq, int(current or 0))
-        key = _log_key(job_id)
-        entries: list[tuple[str, dict[str, str]]]
-        if block_ms is None:
-            start = f"{after.epoch}-{after.seq + 1}"
-            entries = self.redis.xrange(key, min=start, max="+")  # type: ignore[assignment]
-        else:
-            found = self.reader.xread({key: after.event_id()}, block=block_ms)
-            entries = found[0][1] if found else []  # type: ignore[index]
+            after = After(after.seq, self._current_epoch(job_id))
         events = []
-        for entry_id, fields in entries:
-            epoch, _, seq = entry_id.partition("-")
-            payload = {"job_id": job_id, "seq": int(seq), "epoch": int(epoch)}
-            events.append((fields["e"], {**payload, **json.loads(fields["d"])}))
+        for epoch, seq, name, data in self._read(job_id, after, block_ms):
+            payload = {"job_id": job_id, "seq": seq, "epoch": epoch}
+            events.append((name, {**payload, **json.loads(data)}))
         return events
+
+    # --- what a store fills in ---------------------------------------------------------------
+
+    def _append(
+        self,
+        job_id: str,
+        event: str,
+        body: str,
+        live: Frame,
+        unless_cancelled: bool,
+        enqueue: tuple[str, str] | None,
+        enqueue_events: Sequence[tuple[str, str]],
+    ) -> tuple[int, int] | None:
+        """Number, record (when durable) and publish one event in one atomic step; its (seq,
+        epoch), or None when ``unless_cancelled`` and the job's cancellation flag is set."""
+        raise NotImplementedError
+
+    def _current_epoch(self, job_id: str) -> int:
+        raise NotImplementedError
+
+    def _read(
+        self, job_id: str, after: After, block_ms: int | None
+    ) -> list[tuple[int, int, str, str]]:
+        """(epoch, seq, event, payload JSON) of the recorded events after ``after``."""
+        raise NotImplementedError
 
     def numbered(self, job_id: str) -> bool:
         """Whether any event of ``job_id`` was numbered (within the retention)."""
-        return bool(self.redis.exists(_seq_key(job_id)))
+        raise NotImplementedError
 
     def forget(self, job_id: str) -> None:
-        self.redis.delete(_seq_key(job_id), _log_key(job_id), _epoch_key(job_id))
+        """Drop the job's numbering, log and flags (a submission undone)."""
+        raise NotImplementedError
+
+    def request_cancel(self, job_id: str) -> None:
+        """Flag a running job; it stops at its next checkpoint. Kept as long as the log."""
+        raise NotImplementedError
+
+    def cancel_requested(self, job_id: str) -> bool:
+        raise NotImplementedError

@@ -91,14 +91,13 @@ def announce_outcome(job: Job, event: str, **extra: Any) -> None:
 
 def request_cancel(job_id: str) -> None:
     """Flag a running job; it stops at its next checkpoint. Kept as long as the event log."""
-    rt = current_runtime()
-    rt.redis.set(events.cancel_key(job_id), "1", ex=int(rt.settings.event_retention_hours * 3600))
+    current_runtime().events.request_cancel(job_id)
 
 
 def cancel_requested(job_id: str) -> bool:
     """Checked by a running job at its progress checkpoints; while Redis is away it cannot be
     known, and the job goes on (the next checkpoint asks again)."""
     try:
-        return bool(current_runtime().redis.exists(events.cancel_key(job_id)))
+        return current_runtime().events.cancel_requested(job_id)
     except _REDIS_AWAY:
         return False

@@ -292,7 +292,9 @@ class JobRequest(Request):
 
 def register_tasks(celery: Celery, app: Flask) -> None:
     """Register jobcast's tasks on ``celery`` (the host's or jobcast's own), each running inside
-    ``app``'s context whatever task class the host's Celery has."""
+    ``app``'s context whatever task class the host's Celery has. Each call names its queue
+    (``apply_async(queue=...)``, or a beat entry's ``options``): Celery deprecates a task's own
+    ``queue``, and the host's ``task_routes`` are the host's."""
     base = _in_app_context(celery.Task, app)
     # shared=False: Celery's default would also add each task to every other Celery app the
     # process finalizes later, a host's own included.

@@ -1,0 +1,1 @@
+"""The extension's HTTP side: the blueprint's views, problem+json, schemas, OpenAPI."""

@@ -1,0 +1,1 @@
+"""Swagger UI for the service's OpenAPI document."""

@@ -1,0 +1,108 @@
+"""The application factory: a table of contents that wires the parts together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask_cors import CORS
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from jobcast.config import Settings, celery_config, flask_config, load_settings
+from jobcast.db.database import sqlite_pragmas
+from jobcast.extension import Jobcast
+from jobcast.jobs.tooling import name_sent_events_by_type
+from jobcast.logs import configure_logging
+from jobcast.realtime import jsoncodec
+from jobcast.realtime.pubsub import UserChannelManager
+from jobcast.runtime import runtime_of
+from jobcast.service.auth.identity import ServiceIdentity
+from jobcast.service.extensions import celery_init_app, db, jwt, limiter, socketio
+from jobcast.service.serving.bulkhead import ApiBulkhead
+from jobcast.service.serving.handshake import PlainWebSockets
+from jobcast.service.serving.lean_sockets import use_lean_sockets
+
+log = logging.getLogger(__name__)
+
+_SIGN_IN = (
+    "Sign in with `POST /api/v1/auth/login` and send the access token as"
+    " `Authorization: Bearer <token>`."
+)
+
+
+def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
+    """Build a jobcast app; ``config`` overrides ``JOBCAST_*`` settings by field name."""
+    settings = config if isinstance(config, Settings) else load_settings(config)
+    app = Flask("jobcast", instance_relative_config=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schemas in author order
+    app.config.from_mapping(flask_config(settings))
+    app.config["CELERY"] = celery_config(settings)
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    configure_logging(settings.log_level)
+
+    db.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    if settings.origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": settings.origins}},
+            expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        )
+    socketio.init_app(
+        app,
+        client_manager=UserChannelManager(settings.redis_url, channel=settings.socketio_channel),
+        json=jsoncodec,
+        serializer=jsoncodec.Packet,
+        async_mode=settings.async_mode,
+        max_http_buffer_size=settings.socket_max_message_bytes,
+        ping_interval=settings.socket_ping_interval,
+        ping_timeout=settings.socket_ping_timeout,
+        cors_allowed_origins=settings.origins or None,
+        # No per-socket copy of the Flask session: handlers find the user in the sockets
+        # registry (realtime/sessions.py), and every idle connection is memory (performance.md).
+        manage_session=False,
+    )
+    if settings.async_mode == "gevent":
+        use_lean_sockets(socketio.server.eio)
+    app.wsgi_app = PlainWebSockets(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ApiBulkhead(  # type: ignore[method-assign]
+        app.wsgi_app, settings.web_api_concurrency, settings.max_body_bytes
+    )
+    celery = celery_init_app(app)
+    name_sent_events_by_type(celery)
+    with app.app_context():
+        event.listen(db.engine, "connect", sqlite_pragmas)
+    Jobcast(
+        app,
+        db=db,
+        celery=celery,
+        socketio=socketio,
+        identity=ServiceIdentity(),
+        url_prefix="/api/v1",
+        namespace="/",
+        settings=settings,
+    )
+    runtime_of(app).sign_in = _SIGN_IN
+    _register(app)
+    return app
+
+
+def _register(app: Flask) -> None:
+    from jobcast.api.http import register_http
+    from jobcast.service import health
+    from jobcast.service.apidocs import views as apidocs_views
+    from jobcast.service.auth import views as auth_views
+    from jobcast.service.auth.tokens import init_tokens
+    from jobcast.service.web import views as web_views
+
+    register_http(app)
+    init_tokens(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(apidocs_views.bp)
+    app.register_blueprint(web_views.bp)
