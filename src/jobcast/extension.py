@@ -181,19 +181,24 @@ def _make_celery(app: Flask, settings: Settings) -> Celery:
     return celery
 
 
-def _make_socketio(app: Flask, settings: Settings) -> SocketIO:
+def socketio_options(settings: Settings) -> dict[str, Any]:
+    """The server settings of a ``SocketIO`` jobcast makes (the service's too): jobcast's
+    per-user channel manager and codec, the ``JOBCAST_SOCKET_*`` limits, the CORS origins."""
     from jobcast.realtime import jsoncodec
 
-    return SocketIO(
-        app,
-        client_manager=UserChannelManager(settings.redis_url, channel=settings.socketio_channel),
-        json=jsoncodec,
-        async_mode=settings.async_mode,
-        max_http_buffer_size=settings.socket_max_message_bytes,
-        ping_interval=settings.socket_ping_interval,
-        ping_timeout=settings.socket_ping_timeout,
-        cors_allowed_origins=settings.origins or None,
-    )
+    return {
+        "client_manager": UserChannelManager(settings.redis_url, channel=settings.socketio_channel),
+        "json": jsoncodec,
+        "async_mode": settings.async_mode,
+        "max_http_buffer_size": settings.socket_max_message_bytes,
+        "ping_interval": settings.socket_ping_interval,
+        "ping_timeout": settings.socket_ping_timeout,
+        "cors_allowed_origins": settings.origins or None,
+    }
+
+
+def _make_socketio(app: Flask, settings: Settings) -> SocketIO:
+    return SocketIO(app, **socketio_options(settings))
 
 
 def _wire(socketio: SocketIO, namespace: str) -> Wire:

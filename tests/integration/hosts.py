@@ -12,7 +12,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,11 +22,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-import socketio
 
 from jobcast.service.procs import free_port
 from jobcast.service.testing import LocalStack
-from tests.integration.support import EVENTS, TERMINAL_EVENTS
+from tests.integration.support import EVENTS, TERMINAL_EVENTS, Listener
 
 ROOT = Path(__file__).parents[2]
 NAMESPACE = "/jobcast"
@@ -187,28 +185,13 @@ def sign_in_with_token(base_url: str, email: str, password: str) -> HostUser:
     return HostUser(base_url, http, {"auth": {"token": token}})
 
 
-class JobSocket:
-    """A Socket.IO client on jobcast's namespace that records every event it receives."""
+class JobSocket(Listener):
+    """A ``Listener`` on jobcast's namespace, with the waits and ``job.resume`` the example
+    tests need."""
 
     def __init__(self, base_url: str, **connect: Any) -> None:
-        self.client = socketio.Client(reconnection=False)
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._changed = threading.Condition()
-        for name in (*EVENTS, "auth.revoked", "auth.expired"):
-            self.client.on(name, self._recorder(name), namespace=NAMESPACE)
-        self.client.connect(base_url, namespaces=[NAMESPACE], wait_timeout=10, **connect)
-
-    def _recorder(self, name: str) -> Callable[[dict[str, Any]], None]:
-        def record(payload: dict[str, Any]) -> None:
-            with self._changed:
-                self.events.append((name, payload))
-                self._changed.notify_all()
-
-        return record
-
-    def for_job(self, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-        with self._changed:
-            return [(n, p) for n, p in self.events if p.get("job_id") == job_id]
+        events = (*EVENTS, "auth.revoked", "auth.expired")
+        super().__init__(base_url, None, namespace=NAMESPACE, events=events, **connect)
 
     def wait_until(
         self, done: Callable[[], bool], what: str, timeout: float = 90
@@ -240,9 +223,6 @@ class JobSocket:
         if epoch is not None:
             ask["epoch"] = epoch
         return self.client.call("job.resume", ask, namespace=NAMESPACE, timeout=15)
-
-    def close(self) -> None:
-        self.client.disconnect()
 
 
 def sse_events(response: requests.Response) -> list[tuple[str, str, str]]:

@@ -126,14 +126,22 @@ def refusal(base_url: str, token: str | None, **connect: Any) -> str:
 class Listener:
     """A Socket.IO client that records every job event it receives."""
 
-    def __init__(self, base_url: str, token: str | None, **connect: Any) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        namespace: str = "/",
+        events: tuple[str, ...] = EVENTS,
+        **connect: Any,
+    ) -> None:
         self.client = socketio.Client(reconnection=False)
         self.events: list[tuple[str, dict[str, Any]]] = []
         self._changed = threading.Condition()
-        for name in EVENTS:
-            self.client.on(name, self._recorder(name))
-        auth = {"token": token} if token is not None else None
-        self.client.connect(base_url, auth=auth, wait_timeout=10, **connect)
+        for name in events:
+            self.client.on(name, self._recorder(name), namespace=namespace)
+        auth = {"token": token} if token is not None else connect.pop("auth", None)
+        self.client.connect(base_url, auth=auth, namespaces=[namespace], wait_timeout=10, **connect)
 
     def _recorder(self, name: str) -> Callable[[dict[str, Any]], None]:
         def record(payload: dict[str, Any]) -> None:

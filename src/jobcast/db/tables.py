@@ -20,18 +20,20 @@ from jobcast.jobs import states
 OWNER_MAX = 255
 
 
-class Base(DeclarativeBase):
-    """Declarative base with named constraints, so Alembic migrations are portable."""
+#: Named constraints, so Alembic migrations are portable (the service's tables use it too).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
+
+class Base(DeclarativeBase):
+    """jobcast's own metadata, apart from any host's."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Job(Base):

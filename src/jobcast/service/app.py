@@ -12,11 +12,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from jobcast.config import Settings, celery_config, flask_config, load_settings
 from jobcast.db.database import sqlite_pragmas
-from jobcast.extension import Jobcast
+from jobcast.extension import Jobcast, socketio_options
 from jobcast.jobs.tooling import name_sent_events_by_type
 from jobcast.logs import configure_logging
 from jobcast.realtime import jsoncodec
-from jobcast.realtime.pubsub import UserChannelManager
 from jobcast.runtime import runtime_of
 from jobcast.service.auth.identity import ServiceIdentity
 from jobcast.service.extensions import celery_init_app, db, jwt, limiter, socketio
@@ -55,14 +54,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         )
     socketio.init_app(
         app,
-        client_manager=UserChannelManager(settings.redis_url, channel=settings.socketio_channel),
-        json=jsoncodec,
+        **socketio_options(settings),
         serializer=jsoncodec.Packet,
-        async_mode=settings.async_mode,
-        max_http_buffer_size=settings.socket_max_message_bytes,
-        ping_interval=settings.socket_ping_interval,
-        ping_timeout=settings.socket_ping_timeout,
-        cors_allowed_origins=settings.origins or None,
         # No per-socket copy of the Flask session: handlers find the user in the sockets
         # registry (realtime/sessions.py), and every idle connection is memory (performance.md).
         manage_session=False,

@@ -18,19 +18,13 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from jobcast.db.tables import NAMING_CONVENTION
+
 
 class Base(DeclarativeBase):
-    """Declarative base with named constraints, so Alembic migrations are portable."""
+    """The service's own tables (users, orders...), apart from jobcast's."""
 
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 # Objects keep their values after a commit instead of reloading them on next access: a running
