@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery import Celery, Task
@@ -19,9 +20,11 @@ from sqlalchemy.engine import Engine
 
 from jobcast.config import Settings, beat_schedule, celery_config, settings_from_config
 from jobcast.db.database import Database, db
-from jobcast.db.tables import Base, Job
+from jobcast.db.tables import Base
+from jobcast.db.tables import Job as JobRow
 from jobcast.errors import ConfigError
 from jobcast.identity import BaseIdentity, Identity, owner_str
+from jobcast.jobs import service
 from jobcast.jobs.registry import registry
 from jobcast.realtime.pubsub import UserChannelManager
 from jobcast.realtime.wire import ManagerWire, UserChannelWire, Wire
@@ -35,6 +38,32 @@ class _Nobody(BaseIdentity):
 
     def request_owner(self) -> str | None:
         return None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as its owner sees it: the fields of the API's job object (``GET {prefix}/jobs/<id>``,
+    a result file's download link signed now), and ``to_dict()`` for a host's own JSON."""
+
+    id: str
+    type: str
+    status: str
+    progress: float
+    message: str | None
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    attempts: int
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, row: JobRow) -> Job:
+        return cls(**service.to_dict(row))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Jobcast:
@@ -112,21 +141,15 @@ class Jobcast:
 
     def submit(self, type_name: str, params: dict[str, Any] | None = None, *, owner: object) -> Job:
         """Validate, record and queue a job for ``owner``; raises jobcast's ApiErrors."""
-        from jobcast.jobs import service
-
         job, _ = service.submit(owner_str(owner), type_name, params, request_id=None)
-        return job
+        return Job.of(job)
 
     def get(self, job_id: str, *, owner: object) -> Job:
         """The job, if ``owner`` owns it; NotFound otherwise (never another owner's)."""
-        from jobcast.jobs import service
-
-        return service.get_owned(owner_str(owner), job_id)
+        return Job.of(service.get_owned(owner_str(owner), job_id))
 
     def cancel(self, job_id: str, *, owner: object) -> Job:
-        from jobcast.jobs import service
-
-        return service.cancel(owner_str(owner), job_id)
+        return Job.of(service.cancel(owner_str(owner), job_id))
 
     def disconnect(self, owner: object) -> None:
         """End ``owner``'s live sockets and event streams (a host's logout view): here at once,

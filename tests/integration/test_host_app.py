@@ -221,7 +221,8 @@ def test_a_submit_neither_commits_nor_rolls_back_the_hosts_session(host: dict[st
     with app.app_context():
         db.session.add(Note(text="pending"))
         submitted = jobcast.submit("host.noop", {}, owner=42)
-        assert submitted.owner_id == "42" and submitted.status == "queued"
+        assert submitted.status == "queued"
+        assert jobcast.get(submitted.id, owner=42) == jobcast.get(submitted.id, owner="42")
         assert db.session.new, "jobcast touched the host's pending work"
         db.session.rollback()
         assert db.session.query(Note).count() == 0

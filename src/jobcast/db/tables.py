@@ -72,13 +72,6 @@ class Job(Base):
     def is_terminal(self) -> bool:
         return self.status in states.TERMINAL
 
-    def to_dict(self) -> dict[str, Any]:
-        """The API's job object, as ``GET {prefix}/jobs/<id>`` answers it (a result file's
-        download link signed now): for a host view inside the app's context."""
-        from jobcast.jobs.service import to_dict  # the representation lives with the API's
-
-        return to_dict(self)
-
 
 #: The jobs table, for the statements built once at import (Core, typed as a Table).
 JOBS: Table = Job.__table__  # type: ignore[assignment]
