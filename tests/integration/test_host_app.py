@@ -25,7 +25,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from jobcast import Jobcast
-from jobcast.identity import CallableIdentity
+from jobcast.identity import CallableIdentity, Grant
 from jobcast.jobs.registry import job
 
 HOST_CELERY = {
@@ -328,3 +328,27 @@ def test_jobcasts_housekeeping_goes_to_jobcasts_queue(host: dict[str, Any], redi
         celery.tasks[entry["task"]].apply_async(**entry.get("options", {}))
     assert (redis.llen("celery"), redis.llen("jobcast.io")) == (0, 3)
     redis.delete("celery", "jobcast.io")
+
+
+def test_disconnect_ends_the_owners_connections_on_every_web_process(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two apps on one Redis stand for two web processes: a logout on one ends the owner's
+    # connections that the other holds, at its next sweep, and no one else's.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    here = make_host(tmp_path / "a", redis_url, with_jobcast=True)
+    there = make_host(tmp_path / "b", redis_url, with_jobcast=True)
+    sockets = there["app"].extensions["jobcast"].sockets
+    ended: list[tuple[str, str]] = []
+    monkeypatch.setattr(sockets, "end", lambda sid, reason: ended.append((sid, reason)))
+    owner = f"ada-{uuid.uuid4().hex[:6]}"
+    assert sockets.add("sid-ada", Grant(owner)) and sockets.add("sid-bob", Grant("bob"))
+    with there["app"].app_context():
+        sockets.sweep()
+    assert ended == []
+    with here["app"].app_context():
+        here["jobcast"].disconnect(owner)
+    with there["app"].app_context():
+        sockets.sweep()
+    assert ended == [("sid-ada", "auth.revoked")]
