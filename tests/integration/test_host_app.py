@@ -57,24 +57,24 @@ class HostError(Exception):
     pass
 
 
-def make_host(tmp_path: Path, redis_url: str, *, with_jobcast: bool) -> dict[str, Any]:
+def make_host(tmp_path: Path, host_redis: str, *, with_jobcast: bool) -> dict[str, Any]:
     """The same host app, with or without jobcast."""
     app = Flask("host")
     app.config.update(
         SECRET_KEY="host-secret",
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'host.db'}",
-        JOBCAST_REDIS_URL=redis_url,
+        JOBCAST_REDIS_URL=host_redis,
         JOBCAST_RATE_LIMITS=False,
     )
     db = SQLAlchemy(app, model_class=Base)
-    socketio = SocketIO(app, message_queue=redis_url, async_mode="threading")
+    socketio = SocketIO(app, message_queue=host_redis, async_mode="threading")
 
     class FlaskTask(Task):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery = Celery("host", task_cls=FlaskTask, broker=redis_url)
+    celery = Celery("host", task_cls=FlaskTask, broker=host_redis)
     celery.conf.update(HOST_CELERY)
 
     @celery.task(name="host.add", shared=False)
@@ -161,18 +161,25 @@ def snapshot(parts: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def host(tmp_path: Path, redis_url: str) -> Iterator[dict[str, Any]]:
+def host_redis(redis_url: str) -> str:
+    """The suite's Redis, in a database of these tests' own: the suite's workers consume
+    ``jobcast.io`` on database 0, and must not take (or count in) these hosts' messages."""
+    return redis_url.rsplit("/", 1)[0] + "/13"
+
+
+@pytest.fixture
+def host(tmp_path: Path, host_redis: str) -> Iterator[dict[str, Any]]:
     default_app = celery_state.default_app
-    parts = make_host(tmp_path, redis_url, with_jobcast=True)
+    parts = make_host(tmp_path, host_redis, with_jobcast=True)
     yield parts
     assert celery_state.default_app is default_app, "jobcast made a Celery app the default"
 
 
 def test_jobcast_changes_nothing_of_the_host_app_outside_its_own(
-    tmp_path: Path, redis_url: str, host: dict[str, Any]
+    tmp_path: Path, host_redis: str, host: dict[str, Any]
 ) -> None:
     (tmp_path / "alone").mkdir()
-    alone = snapshot(make_host(tmp_path / "alone", redis_url, with_jobcast=False))
+    alone = snapshot(make_host(tmp_path / "alone", host_redis, with_jobcast=False))
     with_jobcast = snapshot(host)
     assert with_jobcast == alone
     assert set(host["socketio"].server.handlers) == {"/", "/jobcast"}
@@ -242,10 +249,10 @@ def test_no_listener_lands_on_every_engine_or_session(host: dict[str, Any]) -> N
 
 
 def test_host_celery_keeps_its_queue_and_jobcast_uses_its_own(
-    host: dict[str, Any], redis_url: str
+    host: dict[str, Any], host_redis: str
 ) -> None:
     app, celery, jobcast = host["app"], host["celery"], host["jobcast"]
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(host_redis)
     redis.delete("celery", "jobcast.io")
     celery.tasks["host.add"].delay(1, 2)
     with app.app_context():
@@ -256,9 +263,9 @@ def test_host_celery_keeps_its_queue_and_jobcast_uses_its_own(
 
 
 def test_flask_jobcast_db_upgrade_migrates_jobcasts_tables_beside_the_hosts(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, host_redis: str
 ) -> None:
-    parts = make_host(tmp_path, redis_url, with_jobcast=False)
+    parts = make_host(tmp_path, host_redis, with_jobcast=False)
     app, db = parts["app"], parts["db"]
     Jobcast(app, db=db, celery=parts["celery"], socketio=parts["socketio"])
     runner = app.test_cli_runner()
@@ -277,9 +284,9 @@ def test_flask_jobcast_db_upgrade_migrates_jobcasts_tables_beside_the_hosts(
 @pytest.mark.parametrize("celery_given", [True, False], ids=["host-celery", "made-celery"])
 @pytest.mark.parametrize("socketio_given", [True, False], ids=["host-socketio", "made-socketio"])
 def test_every_combination_of_given_and_made_parts_runs_a_job(
-    tmp_path: Path, redis_url: str, db_kind: str, celery_given: bool, socketio_given: bool
+    tmp_path: Path, host_redis: str, db_kind: str, celery_given: bool, socketio_given: bool
 ) -> None:
-    parts = make_host(tmp_path, redis_url, with_jobcast=False)
+    parts = make_host(tmp_path, host_redis, with_jobcast=False)
     app = parts["app"]
     url = f"sqlite:///{tmp_path / 'jobcast.db'}"
     app.config["JOBCAST_DATABASE_URL"] = url
@@ -319,10 +326,12 @@ def test_a_host_view_gets_the_apis_job_object(host: dict[str, Any]) -> None:
     assert (job.id, job.type, job.status, job.progress) == (answer["id"], "host.noop", "queued", 0)
 
 
-def test_jobcasts_housekeeping_goes_to_jobcasts_queue(host: dict[str, Any], redis_url: str) -> None:
+def test_jobcasts_housekeeping_goes_to_jobcasts_queue(
+    host: dict[str, Any], host_redis: str
+) -> None:
     celery, jobcast = host["celery"], host["jobcast"]
     celery.conf.beat_schedule = {**celery.conf.beat_schedule, **jobcast.beat_schedule()}
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(host_redis)
     redis.delete("celery", "jobcast.io")
     for entry in celery.conf.beat_schedule.values():  # as beat sends each entry
         celery.tasks[entry["task"]].apply_async(**entry.get("options", {}))
@@ -331,14 +340,14 @@ def test_jobcasts_housekeeping_goes_to_jobcasts_queue(host: dict[str, Any], redi
 
 
 def test_disconnect_ends_the_owners_connections_on_every_web_process(
-    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, host_redis: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two apps on one Redis stand for two web processes: a logout on one ends the owner's
     # connections that the other holds, at its next sweep, and no one else's.
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    here = make_host(tmp_path / "a", redis_url, with_jobcast=True)
-    there = make_host(tmp_path / "b", redis_url, with_jobcast=True)
+    here = make_host(tmp_path / "a", host_redis, with_jobcast=True)
+    there = make_host(tmp_path / "b", host_redis, with_jobcast=True)
     sockets = there["app"].extensions["jobcast"].sockets
     ended: list[tuple[str, str]] = []
     monkeypatch.setattr(sockets, "end", lambda sid, reason: ended.append((sid, reason)))
