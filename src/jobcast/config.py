@@ -22,7 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from jobcast.broker import transport_for
 from jobcast.errors import ConfigError
 from jobcast.jobs.registry import queue_names
 
@@ -182,14 +181,6 @@ class Settings(BaseSettings):
     def celery_broker_url(self) -> str:
         """``broker_url``, or the Redis of everything else when unset."""
         return self.broker_url or self.redis_url
-
-    @property
-    def atomic_dispatch(self) -> bool:
-        """Whether a submission's ``job.queued`` event and its broker message can be one Lua
-        script: the broker is Redis (``jobcast.broker``), the same server and database."""
-        return transport_for(self.celery_broker_url) is not None and (
-            self.celery_broker_url == self.redis_url
-        )
 
     @property
     def origins(self) -> list[str]:
@@ -366,7 +357,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     than any job, and the beat schedule of jobcast's housekeeping tasks."""
     return {
         "broker_url": settings.celery_broker_url,
-        "broker_transport": transport_for(settings.celery_broker_url),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout,

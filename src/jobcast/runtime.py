@@ -14,11 +14,11 @@ from flask import Flask, current_app
 from flask_socketio import SocketIO
 from redis import BlockingConnectionPool, Redis
 
-from jobcast.broker import TRANSPORT
 from jobcast.config import Settings, limits_storage
 from jobcast.db.database import Database
 from jobcast.identity import Identity
 from jobcast.jobs.events import EventLog
+from jobcast.jobs.hold import honours_holds
 from jobcast.jobs.lease import Leases
 from jobcast.jobs.ratelimit import SubmitLimit
 from jobcast.jobs.redis_events import RedisEventLog
@@ -59,10 +59,10 @@ class Runtime:
     @property
     def atomic_dispatch(self) -> bool:
         """Whether a job's ``job.queued`` event and its broker message go in one Lua step: only
-        through jobcast's own Redis transport on the event log's server (``jobcast.broker``),
-        never a host Celery's transport."""
+        through a transport that holds publishes (the service's Redis transport) on the event
+        log's own server, never a host Celery's ordinary one (``jobs.hold``)."""
         conf = self.celery.conf
-        return conf.broker_transport == TRANSPORT and conf.broker_url == self.settings.redis_url
+        return honours_holds(conf.broker_transport) and conf.broker_url == self.settings.redis_url
 
 
 def init_runtime(

@@ -1,4 +1,4 @@
-"""jobcast's Redis transport: kombu's, sharing one client object per channel (jobcast.broker)."""
+"""The service's Redis transport: kombu's, sharing one client object per channel."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from celery import Celery
 from kombu import Queue
 from kombu.message import Message
 
-from jobcast.broker import Channel, transport_for
-from jobcast.config import celery_config, load_settings
+from jobcast.service.serving.broker import Channel, transport_for
 
 
 @pytest.fixture
@@ -44,11 +43,10 @@ def _count_clients(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_redis_brokers_get_the_shared_client_transport() -> None:
-    assert transport_for("redis://127.0.0.1:6379/0") == "jobcast.broker:Transport"
-    assert transport_for("rediss://cache.example:6380/1") == "jobcast.broker:Transport"
+    transport = "jobcast.service.serving.broker:Transport"
+    assert transport_for("redis://127.0.0.1:6379/0") == transport
+    assert transport_for("rediss://cache.example:6380/1") == transport
     assert transport_for("amqp://guest@mq//") is None
-    config = celery_config(load_settings({"broker_url": "amqp://guest@mq//"}))
-    assert config["broker_transport"] is None
 
 
 def test_publishes_share_one_client_and_still_reach_the_queue(

@@ -187,7 +187,7 @@ def test_flowers_broker_client_reads_the_queues_of_jobcasts_broker_url(
     Redis.from_url(redis_url).lpush("jobcast.cpu", "x", "y")
     celery = spare_app.extensions["celery"]
     with celery.connection() as conn:
-        assert type(conn.transport).__module__ == "jobcast.broker"
+        assert type(conn.transport).__module__ == "jobcast.service.serving.broker"
         uri = conn.as_uri(include_password=True)
     assert uri == redis_url
     broker = Broker(uri, broker_options=celery.conf.broker_transport_options)

@@ -88,7 +88,7 @@ class EventLog:
 
         With ``unless_cancelled``, raise Cancelled instead when the job's cancellation flag is
         set (checked in the same step): a running job's progress checkpoint. With ``enqueue``
-        (a broker list key and a message for it, see ``jobcast.broker``), push the message in
+        (a broker list key and a message for it, see ``jobs.hold``), push the message in
         the same atomic step, then publish ``enqueue_events`` (pub/sub channel and message
         pairs: Celery's ``task-sent`` event about it).
         """

@@ -28,7 +28,6 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from jobcast.broker import held_publishes
 from jobcast.db import rows
 from jobcast.db.database import db
 from jobcast.db.tables import Job
@@ -43,6 +42,7 @@ from jobcast.errors import (
 )
 from jobcast.jobs import notify, states, store, tooling
 from jobcast.jobs.cursor import decode_cursor, encode_cursor
+from jobcast.jobs.hold import held_publishes
 from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
 

@@ -19,6 +19,7 @@ from jobcast.realtime import jsoncodec
 from jobcast.runtime import runtime_of
 from jobcast.service.auth.identity import ServiceIdentity
 from jobcast.service.extensions import celery_init_app, db, jwt, limiter, socketio
+from jobcast.service.serving.broker import transport_for
 from jobcast.service.serving.bulkhead import ApiBulkhead
 from jobcast.service.serving.handshake import PlainWebSockets
 from jobcast.service.serving.lean_sockets import use_lean_sockets
@@ -37,7 +38,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app = Flask("jobcast", instance_relative_config=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schemas in author order
     app.config.from_mapping(flask_config(settings))
-    app.config["CELERY"] = celery_config(settings)
+    # The service's Redis transport (serving/broker.py) for a Redis broker; kombu's for others.
+    app.config["CELERY"] = {
+        **celery_config(settings),
+        "broker_transport": transport_for(settings.celery_broker_url),
+    }
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

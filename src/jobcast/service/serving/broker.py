@@ -10,11 +10,11 @@ client as safe to share between threads), so one per channel and pool serves eve
 The blocking consumer client (``asynchronous=True``) is kombu's, unchanged: it keeps one
 connection for BRPOP and must not be shared.
 
-``held_publishes`` lets a caller take a message kombu built, routed and serialized, and push it
-itself in a round trip of its own: a submission pushes its job's message in the same Lua script
-that numbers its ``job.queued`` event (``jobcast.jobs.events``), so the two happen together or
-not at all. Celery's ``task-sent`` event about that message is held too and published by the
-same script: no round trip of its own, and never sent for a message that was not.
+It honours ``jobcast.jobs.hold.held_publishes``: a caller takes a message kombu built, routed
+and serialized, and pushes it itself: a submission pushes its job's message in the same Lua
+script that numbers its ``job.queued`` event, so the two happen together or not at all.
+Celery's ``task-sent`` event about that message is held too and published by the same script:
+no round trip of its own, and never sent for a message that was not.
 
 Two repairs of kombu's consumer for workers without an event loop (``-P gevent``, Celery's
 ``synloop``), where a Redis restart left the worker alive and consuming nothing:
@@ -36,10 +36,6 @@ transport is registered to be named ``redis`` there, as kombu names ``pyamqp`` `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from queue import Empty
 from time import monotonic
 from typing import Any
@@ -50,24 +46,13 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
+from jobcast.jobs.hold import holding
+
 #: Broker URL schemes this transport serves; any other broker keeps kombu's own transport.
 SCHEMES = frozenset({"redis", "rediss"})
 
 #: Celery's ``broker_transport`` for those schemes.
 TRANSPORT = f"{__name__}:Transport"
-
-
-@dataclass
-class Held:
-    """What a ``held_publishes`` block would have sent."""
-
-    #: (Redis list key, message) of each message for a queue: the caller LPUSHes them.
-    pushes: list[tuple[str, str]] = field(default_factory=list)
-    #: (pub/sub channel, message) of each fanout message (Celery events): the caller PUBLISHes.
-    publishes: list[tuple[str, str]] = field(default_factory=list)
-
-
-_held: ContextVar[Held | None] = ContextVar("jobcast_held", default=None)
 
 
 class QoS(kombu_redis.QoS):
@@ -128,7 +113,7 @@ class Channel(kombu_redis.Channel):
         return client
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        held = _held.get()
+        held = holding()
         if held is None:
             super()._put(queue, message, **kwargs)
             return
@@ -140,7 +125,7 @@ class Channel(kombu_redis.Channel):
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
     ) -> None:
-        held = _held.get()
+        held = holding()
         if held is None or kwargs.get("_publish_batch") is not None:
             super()._put_fanout(exchange, message, routing_key, **kwargs)
             return
@@ -155,22 +140,11 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+    holds_publishes = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cycle = MultiChannelPoller()  # type: ignore[assignment]
-
-
-@contextmanager
-def held_publishes() -> Iterator[Held]:
-    """Publishes through this transport inside the block are not sent: they are collected in
-    the yielded ``Held``, for the caller to send."""
-    held = Held()
-    token = _held.set(held)
-    try:
-        yield held
-    finally:
-        _held.reset(token)
 
 
 def transport_for(broker_url: str) -> str | None:
