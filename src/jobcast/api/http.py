@@ -153,6 +153,10 @@ _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 def _security_headers(response: Response) -> Response:
+    # An app whose own hooks are these (the service's) runs them after the blueprint's: once.
+    if g.get("jobcast_headers_set"):
+        return response
+    g.jobcast_headers_set = True
     html = response.mimetype == "text/html"
     response.headers.setdefault("Content-Security-Policy", _PAGE_CSP if html else _API_CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
