@@ -18,7 +18,8 @@ from flask_socketio import SocketIO
 from socketio import PubSubManager
 from sqlalchemy.engine import Engine
 
-from jobcast.config import Settings, beat_schedule, celery_config, settings_from_config
+from jobcast.celery_settings import beat_schedule, celery_config
+from jobcast.config import Settings, settings_from_config
 from jobcast.db.database import Database, db
 from jobcast.db.tables import Base
 from jobcast.db.tables import Job as JobRow

@@ -21,7 +21,8 @@ import requests
 from flask import Flask
 from redis import Redis
 
-from jobcast.config import celery_config, load_settings
+from jobcast.celery_settings import celery_config
+from jobcast.config import load_settings
 from jobcast.jobs import service
 from jobcast.service.auth.users import create_user
 from jobcast.service.procs import free_port

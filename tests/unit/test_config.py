@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
+from jobcast.celery_settings import celery_config
 from jobcast.config import (
     DEV_SECRET,
-    celery_config,
     flask_config,
     load_settings,
     unsafe_for_production,

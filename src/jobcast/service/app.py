@@ -10,7 +10,8 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from jobcast.config import Settings, celery_config, flask_config, load_settings
+from jobcast.celery_settings import celery_config
+from jobcast.config import Settings, flask_config, load_settings
 from jobcast.db.database import sqlite_pragmas
 from jobcast.extension import Jobcast, socketio_options
 from jobcast.jobs.tooling import name_sent_events_by_type
