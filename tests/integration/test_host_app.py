@@ -218,6 +218,9 @@ def test_jobcast_routes_get_jobcast_rules(host: dict[str, Any]) -> None:
         "/jobcast/jobs", data=b"x" * (2 * 1024 * 1024), content_type="application/json"
     )
     assert (too_big.status_code, too_big.mimetype) == (413, "application/problem+json")
+    # Flask's automatic OPTIONS answer names the route's methods, not the catch-all's.
+    allow = client.options("/jobcast/jobs").headers["Allow"]
+    assert set(allow.split(", ")) == {"GET", "HEAD", "POST", "OPTIONS"}
     listed = client.get("/jobcast/jobs")
     assert listed.status_code == 200 and "X-Request-ID" in listed.headers
     assert "Content-Security-Policy" in listed.headers

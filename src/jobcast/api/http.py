@@ -76,6 +76,8 @@ def register_http(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_return_request_id)
     app.after_request(_security_headers)
+    # The service's own routes share jobcast's prefix, and so its catch-all.
+    app.after_request(_honest_allow)
     app.teardown_request(_forget_request_id)
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error)
@@ -102,10 +104,13 @@ def guard_blueprint(bp: Blueprint, max_body_bytes: Callable[[], int]) -> None:
     bp.register_error_handler(RedisError, _dependency_down)
     bp.register_error_handler(DatabaseError, _dependency_down)
     bp.register_error_handler(Exception, _unexpected_error)
+    bp.after_request(_honest_allow)
     bp.add_url_rule("/<path:unknown>", "unknown", _unknown, methods=_METHODS)
 
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: The endpoint of ``guard_blueprint``'s catch-all (jobcast's blueprint is named "jobcast").
+CATCH_ALL = "jobcast.unknown"
 
 
 def _limit_body(most: int) -> None:
@@ -114,18 +119,33 @@ def _limit_body(most: int) -> None:
 
 def _unknown(unknown: str) -> Response:
     """A path under the prefix that names nothing: 404, or 405 where another method would do."""
+    allowed = _served_methods(request.path)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    raise NotFound()
+
+
+def _served_methods(path: str) -> list[str]:
+    """The methods a route other than the catch-all answers at ``path``."""
     adapter = current_app.create_url_adapter(request)
     allowed = []
     for method in _METHODS:
         try:
-            endpoint, _ = adapter.match(request.path, method=method)  # type: ignore[union-attr]
+            endpoint, _ = adapter.match(path, method=method)  # type: ignore[union-attr]
         except HTTPException:
             continue
-        if endpoint != request.endpoint:
+        if endpoint != CATCH_ALL:
             allowed.append(method)
-    if allowed:
-        raise MethodNotAllowed(valid_methods=allowed)
-    raise NotFound()
+    return allowed
+
+
+def _honest_allow(response: Response) -> Response:
+    """Flask's automatic OPTIONS answer lists every method some rule takes at the path, the
+    catch-all's too: list only those of the routes that serve it."""
+    automatic = request.method == "OPTIONS" and "Allow" in response.headers
+    if automatic and request.endpoint != CATCH_ALL:
+        response.headers["Allow"] = ", ".join(_served_methods(request.path))
+    return response
 
 
 def _assign_request_id() -> None:
