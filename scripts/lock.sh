@@ -25,7 +25,7 @@ compile() {
 
 lock() {
   compile --extra service --output-file requirements/run.txt
-  compile --extra service --extra test --extra postgres --extra fast-xlsx --extra flower \
+  compile --extra service --extra test --extra postgres --extra fast-xlsx --extra flower --extra otlp \
     --constraint requirements/run.txt --output-file requirements/test.txt
 }
 

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     # pip install 'jobcast[fast-xlsx]'.
     xlsx_engine: Literal["xlsxwriter", "rustpy-xlsxwriter"] = "xlsxwriter"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one JSON object per log line (python-json-logger), with the request, job and
+    # trace ids; unset: plain lines in development and testing, JSON in production.
+    log_format: Literal["plain", "json", ""] = ""
+    # Prometheus metrics (docs/operations.md): collected unless metrics=false. GET /metrics is
+    # open in development; in production it answers only a scraper that sends metrics_token as
+    # a Bearer token, and metrics_bind (host:port) serves them on an address of their own.
+    metrics: bool = True
+    metrics_token: str = ""
+    metrics_bind: str = Field("", pattern=r"^$|^[A-Za-z0-9.:\[\]-]*:[0-9]{1,5}$")
     debug: bool = False
     # Abuse limits (Flask-Limiter notation: "10/minute;100/hour"); rate_limits=false turns the
     # rate limits off, e.g. for load tests. The caps below stay on.
@@ -179,6 +188,13 @@ class Settings(BaseSettings):
     def celery_broker_url(self) -> str:
         """``broker_url``, or the Redis of everything else when unset."""
         return self.broker_url or self.redis_url
+
+    @property
+    def log_style(self) -> Literal["plain", "json"]:
+        """``log_format``, or the profile's default where it is unset."""
+        if self.log_format:
+            return self.log_format
+        return "json" if self.env == "production" else "plain"
 
     @property
     def origins(self) -> list[str]:
