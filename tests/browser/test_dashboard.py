@@ -661,3 +661,59 @@ def test_the_event_stream_parser_copes_with_any_chunking(
             ],
             "retry": 2000,
         }, size
+
+
+# --- the admin page ---------------------------------------------------------------------------
+
+
+def promote(stack: Stack, email: str) -> None:
+    """``jobcast users promote EMAIL`` against the stack's database."""
+    from click.testing import CliRunner
+
+    from jobcast.service.cli import main
+
+    env = {k: v for k, v in stack.env.items() if k.startswith("JOBCAST_")}
+    result = CliRunner().invoke(main, ["users", "promote", email], env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_admin_filters_every_users_jobs_reads_a_log_cancels_and_reruns(
+    stack: Stack, open_dashboard: Callable[..., Dashboard]
+) -> None:
+    owner = stack.api().signup()
+    failed = owner.wait_job(owner.submit("test.fail")["id"])
+    running = owner.submit("test.chunks", {"chunks": 400, "chunk_ms": 50})
+    owner.wait_job(running["id"], until=lambda j: j["status"] == "running")
+    dashboard = open_dashboard().sign_up()
+    page = dashboard.page
+    expect(page.get_by_role("link", name="Admin")).to_be_hidden()
+    promote(stack, dashboard.email)
+    page.reload()
+    page.get_by_role("link", name="Admin").click()
+    page.wait_for_url("**/admin")
+
+    page.get_by_label("Owner email").fill(owner.email or "")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("tr.admin-job")).to_have_count(2)
+    failed_row = page.locator(f'tr[data-job-id="{failed["id"]}"]')
+    failed_row.get_by_role("button", name="Events").click()
+    expect(page.locator("#event-log-items")).to_contain_text("job.failed")
+
+    running_row = page.locator(f'tr[data-job-id="{running["id"]}"]')
+    running_row.get_by_role("button", name="Cancel").click()
+    expect(running_row).to_have_attribute("data-status", "cancelled", timeout=30_000)
+    failed_row.get_by_role("button", name="Re-run").click()
+    expect(page.locator("tr.admin-job")).to_have_count(3)
+    expect(page.locator("#audit-items")).to_contain_text("job.rerun")
+    expect(page.locator("#audit-items")).to_contain_text("job.cancel")
+    assert owner.get(f"/api/v1/jobs/{running['id']}").json()["status"] == "cancelled"
+    assert len(owner.get("/api/v1/jobs").json()["items"]) == 3
+    assert dashboard.errors == []
+
+
+def test_the_admin_page_shows_a_non_admin_nothing(open_dashboard: Callable[..., Dashboard]) -> None:
+    dashboard = open_dashboard().sign_up()
+    expect(dashboard.page.get_by_role("link", name="Admin")).to_be_hidden()
+    dashboard.page.goto("/admin")
+    expect(dashboard.page.locator("#admin-status")).to_have_text("This page is for admins only.")
+    expect(dashboard.page.locator("#admin-view")).to_be_hidden()

@@ -24,7 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse as Response
 
+from jobcast.service.admin.audit import Actor
 from jobcast.service.auth.tokens import issue_tokens
+from jobcast.service.auth.users import set_admin
 from tests.fuzz.strategies import DEEP_JSON, ODD_TEXT, as_json, odd_json
 from tests.integration.conftest import Stack
 from tests.integration.support import Api, assert_problem
@@ -327,7 +329,27 @@ OPERATION_IDS = [
     "healthz",
     "readyz",
     "getOpenApi",
+    "adminListJobs",
+    "adminGetJob",
+    "adminGetJobEvents",
+    "adminCancelJob",
+    "adminRerunJob",
+    "adminListAudit",
 ]
+ADMIN_FILTERS = (
+    "type",
+    "status",
+    "owner",
+    "owner_email",
+    "created_after",
+    "created_before",
+    "limit",
+    "cursor",
+    "action",
+    "actor",
+    "target_type",
+    "target_id",
+)
 
 
 @pytest.fixture(scope="module")
@@ -383,6 +405,42 @@ def test_any_body_is_answered_below_500(
         data=body,
         content_type="application/json",
         query_string=data.draw(BAD_QUERY.map(lambda q: f"cursor={q}&status={q}"), label="query"),
+    )
+    assert_refused_properly(response)
+
+
+@pytest.fixture(scope="module")
+def admin_caller(stack: Stack, inproc: Flask) -> int:
+    user = stack.api().signup()
+    me = user.get("/api/v1/me").json()
+    with inproc.app_context():
+        set_admin(me["email"], True, Actor.command_line())
+    user_id: int = me["id"]
+    return user_id
+
+
+@pytest.mark.parametrize("operation_id", [o for o in OPERATION_IDS if o.startswith("admin")])
+@PROPERTIES
+@given(data=st.data())
+def test_an_admins_odd_filters_and_paths_are_answered_below_500(
+    inproc: Flask,
+    admin_caller: int,
+    by_id: dict[str, tuple[str, str, dict[str, Any]]],
+    operation_id: str,
+    data: st.DataObject,
+) -> None:
+    """The admin API's filters (times, owners, cursors) take any text an admin sends."""
+    method, path, _ = _run(by_id, operation_id)
+    query = data.draw(
+        st.lists(st.tuples(st.sampled_from(ADMIN_FILTERS), BAD_QUERY), max_size=4), label="query"
+    )
+    response = call(
+        inproc,
+        method,
+        concrete(path, data.draw(PATH_TEXT, label="path")),
+        token=fresh_tokens(inproc, admin_caller)["access_token"],
+        ip=data.draw(IPS, label="ip"),
+        query_string="&".join(f"{name}={value}" for name, value in query),
     )
     assert_refused_properly(response)
 

@@ -22,7 +22,7 @@ def test_upgrade_then_check_finds_no_difference_and_downgrade_empties(tmp_path: 
         command.check(migrate.alembic_config())
         command.check(jobcast_history.alembic_config())
         tables = set(inspect(db.engine).get_table_names())
-        assert {"users", "jobcast_jobs", "orders", "user_stats"} <= tables
+        assert {"users", "jobcast_jobs", "orders", "user_stats", "audit_log"} <= tables
         assert "jobs" not in tables
 
         migrate.downgrade("base")

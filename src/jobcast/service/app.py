@@ -88,12 +88,14 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     )
     runtime_of(app).sign_in = _SIGN_IN
     _register(app)
+    trace_app(app)  # OTEL_TRACES_EXPORTER: spans of requests, messages and jobs; else nothing
     return app
 
 
 def _register(app: Flask) -> None:
     from jobcast.api.http import register_http
     from jobcast.service import health
+    from jobcast.service.admin import views as admin_views
     from jobcast.service.apidocs import views as apidocs_views
     from jobcast.service.auth import views as auth_views
     from jobcast.service.auth.tokens import init_tokens
@@ -103,5 +105,6 @@ def _register(app: Flask) -> None:
     init_tokens(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(admin_views.bp)
     app.register_blueprint(apidocs_views.bp)
     app.register_blueprint(web_views.bp)

@@ -147,11 +147,13 @@ def users() -> None:
 @users.command("create")
 @click.argument("email")
 @click.password_option()
-def users_create(email: str, password: str) -> None:
+@click.option("--admin", is_flag=True, help="With the admin role (recorded in the audit log).")
+def users_create(email: str, password: str, admin: bool) -> None:
     """Create a user account."""
     from pydantic import ValidationError
 
     from jobcast.errors import ApiError
+    from jobcast.service.admin.audit import Actor
     from jobcast.service.auth.users import create_user
     from jobcast.service.auth.views import Credentials
 
@@ -163,10 +165,38 @@ def users_create(email: str, password: str) -> None:
         ) from None
     with _app().app_context():
         try:
-            user = create_user(email, password)
+            user = create_user(email, password, admin=admin, actor=Actor.command_line())
         except ApiError as exc:
             raise click.ClickException(exc.detail) from None
-    click.echo(f"created user {user.id} <{user.email}>")
+    click.echo(f"created {'admin' if admin else 'user'} {user.id} <{user.email}>")
+
+
+@users.command("promote")
+@click.argument("email")
+def users_promote(email: str) -> None:
+    """Give the user EMAIL the admin role (recorded in the audit log)."""
+    _set_admin(email, True)
+
+
+@users.command("demote")
+@click.argument("email")
+def users_demote(email: str) -> None:
+    """Take the admin role from the user EMAIL, from their next request on (audit logged)."""
+    _set_admin(email, False)
+
+
+def _set_admin(email: str, admin: bool) -> None:
+    from jobcast.errors import ApiError
+    from jobcast.service.admin.audit import Actor
+    from jobcast.service.auth.users import set_admin
+
+    with _app().app_context():
+        try:
+            user, changed = set_admin(email, admin, Actor.command_line())
+        except ApiError as exc:
+            raise click.ClickException(exc.detail) from None
+    role = "an admin" if admin else "not an admin"
+    click.echo(f"{user.email} is {'now' if changed else 'already'} {role}")
 
 
 @main.group()

@@ -28,6 +28,13 @@ TAGS = [
     {"name": "auth", "description": "Accounts, sign-in and tokens."},
     {"name": "jobs", "description": "Submit, follow, cancel and download jobs."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
+    {
+        "name": "admin",
+        "description": (
+            "Every user's jobs and the audit log, for admins only: anyone else gets 404 on"
+            " every admin path, as for a path that does not exist."
+        ),
+    },
     {"name": "docs", "description": "This document."},
 ]
 
@@ -149,7 +156,8 @@ _ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     404: (
         "NotFound",
         "No such job, or not the caller's, or an id that is not a UUID: the answer does not"
-        " say which; or the job has no result file (`not-found`).",
+        " say which; or the job has no result file; or, on an admin path, the caller is not an"
+        " admin (`not-found`).",
         (),
     ),
     409: (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jobcast.db.types import UTCDateTime, utcnow
@@ -18,6 +18,8 @@ class User(db.Model):  # type: ignore[name-defined]
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Read from this row on every admin request (admin.guard), so a demotion works at once.
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "email": self.email}

@@ -7,7 +7,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from jobcast.errors import ApiError, Conflict
+from jobcast.errors import ApiError, Conflict, NotFound
+from jobcast.service.admin import audit
 from jobcast.service.auth.models import User
 from jobcast.service.auth.passwords import hash_password, verify_password
 from jobcast.service.extensions import db
@@ -36,15 +37,38 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def create_user(email: str, password: str) -> User:
-    user = User(email=normalise_email(email), password_hash=hash_password(password))
+def create_user(
+    email: str, password: str, *, admin: bool = False, actor: audit.Actor | None = None
+) -> User:
+    """A new account; an admin one is recorded in the audit log, in the same commit."""
+    user = User(email=normalise_email(email), password_hash=hash_password(password), is_admin=admin)
     db.session.add(user)
     try:
+        db.session.flush()  # the id, for the audit entry
+        if admin:
+            detail = {"email": user.email, "admin": True}
+            audit.add(actor or audit.Actor(None), "user.create", "user", user.id, detail)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise Conflict("an account with this email already exists") from None
     return user
+
+
+def set_admin(email: str, admin: bool, actor: audit.Actor) -> tuple[User, bool]:
+    """Grant (``admin``) or take back the admin role; (the user, whether it changed). A change
+    is recorded in the audit log in the same commit, and applies from the user's next request:
+    admin requests read the role from this row."""
+    user = find_by_email(email) if typable(email) else None
+    if user is None:
+        raise NotFound(f"no user {email!r}")
+    if user.is_admin == admin:
+        return user, False
+    user.is_admin = admin
+    action = "user.promote" if admin else "user.demote"
+    audit.add(actor, action, "user", user.id, {"email": user.email})
+    db.session.commit()
+    return user, True
 
 
 def authenticate(email: str, password: str) -> User:

@@ -6,6 +6,7 @@ metadata: they have a history of their own (``jobcast.db.migrate``), left out he
 
 from alembic import context
 
+import jobcast.service.admin.models
 import jobcast.service.auth.models
 import jobcast.service.builtin.models  # noqa: F401
 from jobcast.db.migrate import skip_jobcast_tables

@@ -21,6 +21,12 @@ def dashboard() -> str:
     return render_template("dashboard.html")
 
 
+@bp.get("/admin")
+def admin() -> str:
+    """The same shell for everyone: the admin API it calls answers 404 to non-admins."""
+    return render_template("admin.html")
+
+
 @bp.get("/signin")
 def signin() -> str:
     return render_template("auth.html", mode="signin")

@@ -105,6 +105,7 @@ function main(session) {
         session.request("GET", `/jobs?limit=${PAGE}`),
       ]);
       $("account-email").textContent = me.email;
+      showAdminLink();
       for (const type of types.items) titles.set(type.type, type.title || type.type);
       launcher.setTypes(types.items);
       showPage(page);
@@ -113,6 +114,16 @@ function main(session) {
       $("jobs-status").textContent = `Could not load your jobs: ${error.message}`;
       $("jobs-status").hidden = false;
     }
+  }
+
+  /** The admin page's link, for admins: the admin API answers anyone else 404. */
+  function showAdminLink() {
+    session.request("GET", "/admin/jobs?limit=1").then(
+      () => {
+        $("admin-link").hidden = false;
+      },
+      () => {},
+    );
   }
 
   function showPage(page) {
