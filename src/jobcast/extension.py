@@ -30,6 +30,7 @@ from jobcast.jobs.registry import registry
 from jobcast.realtime.pubsub import UserChannelManager
 from jobcast.realtime.wire import ManagerWire, UserChannelWire, Wire
 from jobcast.runtime import Runtime, init_runtime, runtime_of
+from jobcast.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Job:
     created_at: str | None
     started_at: str | None
     finished_at: str | None
+    trace_id: str | None
 
     @classmethod
     def of(cls, row: JobRow) -> Job:
@@ -130,6 +132,7 @@ class Jobcast:
             namespace=namespace,
             url_prefix=prefix,
         )
+        metrics.instrument(runtime)
         register_tasks(celery, app)
         app.register_blueprint(api.bp, url_prefix=prefix or None)
         register_handlers(socketio, namespace)

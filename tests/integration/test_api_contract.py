@@ -40,6 +40,7 @@ JOB_KEYS = {
     "created_at",
     "started_at",
     "finished_at",
+    "trace_id",
 }
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 QUICK = {"steps": 1, "step_ms": 0}

@@ -274,13 +274,13 @@ def test_flask_jobcast_db_upgrade_migrates_jobcasts_tables_beside_the_hosts(
     runner = app.test_cli_runner()
     upgraded = runner.invoke(args=["jobcast", "db", "upgrade"])
     assert upgraded.exit_code == 0, upgraded.output
-    assert "jobcast tables upgraded to jobcast_0001" in upgraded.output
+    assert "jobcast tables upgraded to jobcast_0002" in upgraded.output
     with app.app_context():
         tables = set(sa_inspect(db.engine).get_table_names())
     assert {"notes", "jobcast_jobs", "jobcast_alembic_version"} <= tables
     assert "alembic_version" not in tables  # the host's own history is the host's
     current = runner.invoke(args=["jobcast", "db", "current"])
-    assert current.output.strip() == "jobcast_0001"
+    assert current.output.strip() == "jobcast_0002"
 
 
 @pytest.mark.parametrize("db_kind", ["flask-sqlalchemy", "engine", "url"])

@@ -117,7 +117,7 @@ def test_jobcast_history_and_a_hosts_share_a_database_without_touching_each_othe
         for step in upgrades if jobcast_first else reversed(upgrades):
             step()
         assert version(db.engine, "alembic_version") == head(host_config) == "host_0001"
-        assert version(db.engine, "jobcast_alembic_version") == "jobcast_0001"
+        assert version(db.engine, "jobcast_alembic_version") == "jobcast_0002"
         assert jobcast_history.current() == head(jobcast_history.alembic_config())
         # Each raises on any difference: neither proposes to drop the other's tables.
         command.check(host_config)

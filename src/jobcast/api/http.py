@@ -1,9 +1,11 @@
-"""HTTP plumbing shared by every blueprint: request ids, JSON bodies, and error rendering."""
+"""HTTP plumbing shared by every blueprint: request ids, JSON bodies, error rendering, and
+the requests' metrics (by route rule and status, where the app counts)."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from jobcast.errors import (
 )
 from jobcast.errors import pydantic_errors as field_errors
 from jobcast.logs import request_id_var
+from jobcast.telemetry.metrics import observe_request
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,9 @@ class ApiRequest(Request):
 def register_http(app: Flask) -> None:
     app.request_class = ApiRequest
     app.session_interface = NoCookieSessions()
+    app.before_request(_start_clock)
     app.before_request(_assign_request_id)
+    app.after_request(_count_request)
     app.after_request(_return_request_id)
     app.after_request(_security_headers)
     # The service's own routes share jobcast's prefix, and so its catch-all.
@@ -91,8 +96,10 @@ def guard_blueprint(bp: Blueprint, max_body_bytes: Callable[[], int]) -> None:
     the body limit (413), problem+json for every error (unknown paths and methods under the
     prefix too, through a catch-all route) and the security headers. A host's own routes get
     none of them."""
+    bp.before_request(_start_clock)
     bp.before_request(_assign_request_id)
     bp.before_request(lambda: _limit_body(max_body_bytes()))
+    bp.after_request(_count_request)
     bp.after_request(_return_request_id)
     bp.after_request(_security_headers)
     bp.teardown_request(_forget_request_id)
@@ -146,6 +153,27 @@ def _honest_allow(response: Response) -> Response:
     if automatic and request.endpoint != CATCH_ALL:
         response.headers["Allow"] = ", ".join(_served_methods(request.path))
     return response
+
+
+def _start_clock() -> None:
+    """When the request began, where the app counts requests (once: the app's hook and the
+    blueprint's both run on the service's jobcast routes)."""
+    if "jobcast_began" not in g and _counted():
+        g.jobcast_began = time.perf_counter()
+
+
+def _count_request(response: Response) -> Response:
+    began = g.pop("jobcast_began", None)
+    if began is not None:
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "(unmatched)"
+        observe_request(request.method, route, response.status_code, time.perf_counter() - began)
+    return response
+
+
+def _counted() -> bool:
+    runtime = current_app.extensions.get("jobcast")
+    return runtime is not None and runtime.settings.metrics
 
 
 def _assign_request_id() -> None:

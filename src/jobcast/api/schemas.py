@@ -13,7 +13,7 @@ with ``_absent()``: in the published schema it is neither required nor nullable.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,17 @@ JobEventName = Literal[
     "job.succeeded",
     "job.failed",
     "job.cancelled",
+]
+
+
+#: The OpenTelemetry trace of the job's submit, which its every attempt joins.
+TraceId = Annotated[
+    str | None,
+    Field(
+        pattern="^[0-9a-f]{32}$",
+        description="The OpenTelemetry trace id (32 hex digits) of the job's submit and"
+        " attempts; null when tracing was off at submit.",
+    ),
 ]
 
 
@@ -111,6 +122,7 @@ class Job(_Document):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    trace_id: TraceId
 
 
 class JobEvent(_Document):
@@ -127,6 +139,7 @@ class JobEvent(_Document):
     progress: float = Field(ge=0, le=100)
     message: str | None
     ts: float = Field(description="Server time of the event, Unix seconds.")
+    trace_id: TraceId
     attempt: int | SkipJsonSchema[None] = _absent("job.started, job.retrying: the attempt.")
     error: JobErrorInfo | SkipJsonSchema[None] = _absent("job.retrying, job.failed.")
     retry_at: datetime | SkipJsonSchema[None] = _absent("job.retrying: the next attempt.")

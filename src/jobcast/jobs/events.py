@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -62,8 +62,11 @@ class EventLog:
 
     ``wire`` frames the live message for the web processes' Socket.IO client manager; events
     are kept ``retention_seconds`` after the job's last one, and not recorded at all (only
-    numbered and pushed live) when ``durable`` is off.
+    numbered and pushed live) when ``durable`` is off. ``on_publish`` is told each published
+    event's name (the app's metrics, ``telemetry.metrics``).
     """
+
+    on_publish: Callable[[str], None] | None = None
 
     def __init__(self, *, wire: Wire, retention_seconds: int, durable: bool = True) -> None:
         self.wire = wire
@@ -106,6 +109,8 @@ class EventLog:
         )
         if numbered is None:
             raise Cancelled(job_id)
+        if self.on_publish is not None:
+            self.on_publish(event)
         seq, epoch = numbered
         return {"job_id": job_id, "seq": seq, "epoch": epoch, **payload}
 

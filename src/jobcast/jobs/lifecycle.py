@@ -2,13 +2,15 @@
 ends (succeeded, failed, retrying, cancelled), and its result file later expires.
 
 Each step writes through ``store`` (a short transaction of its own, committed first) and then
-tells the world through ``notify``.
+tells the world through ``notify``, and counts itself in the app's metrics (``counted``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +25,13 @@ from jobcast.db.types import utcnow
 from jobcast.jobs import notify, states, store
 from jobcast.jobs.lease import Lease
 from jobcast.runtime import current_runtime
+from jobcast.telemetry import metrics
 
 log = logging.getLogger(__name__)
+
+#: When this task's attempt started (perf_counter), for its run time at the outcome; a
+#: context variable, so each greenlet of a gevent worker has its own.
+_attempt_began: ContextVar[float | None] = ContextVar("jobcast_attempt_began", default=None)
 
 
 class Duplicate(Exception):
@@ -57,7 +64,33 @@ def start_attempt(job_id: str) -> tuple[Job, Lease] | None:
         return None
     job = rows.adopt(db.session, Job, row)
     notify.announce(job, "job.started", attempt=job.attempts)
+    if rt.settings.metrics:
+        _count_start(job)
     return job, lease
+
+
+def _count_start(job: Job) -> None:
+    """Count the attempt; the first one also ends the job's wait in the queue (a retry's wait
+    is its own backoff, not the queue's)."""
+    _attempt_began.set(time.perf_counter())
+    counted = metrics.of_type(job.type)
+    counted.started.inc()
+    queued = job.dispatched_at or job.created_at
+    if job.attempts == 1 and job.started_at is not None and queued is not None:
+        counted.queue_wait.observe(max(0.0, (job.started_at - queued).total_seconds()))
+
+
+def counted(job: Job) -> metrics.TypeMetrics | None:
+    """The job type's metrics when the app counts, after observing the attempt's run time
+    (an outcome ends it)."""
+    if not current_runtime().settings.metrics:
+        return None
+    found = metrics.of_type(job.type)
+    began = _attempt_began.get()
+    if began is not None:
+        _attempt_began.set(None)
+        found.run_time.observe(time.perf_counter() - began)
+    return found
 
 
 def record_progress(job: Job, percent: float, message: str | None, *, persist: bool) -> None:
@@ -97,6 +130,8 @@ def succeed(job: Job, result: dict[str, Any], result_key: str | None) -> None:
     }
     store.save(job, **values)
     notify.announce_outcome(job, "job.succeeded", result=notify.public_result(job))
+    if found := counted(job):
+        found.succeeded.inc()
 
 
 def fail(job: Job, error: dict[str, str]) -> None:
@@ -111,6 +146,8 @@ def fail(job: Job, error: dict[str, str]) -> None:
         updated_at=now,
     )
     notify.announce_outcome(job, "job.failed", error=error)
+    if found := counted(job):
+        found.failed.inc()
 
 
 def schedule_retry(job: Job, error: dict[str, str], retry_at: datetime) -> None:
@@ -119,6 +156,8 @@ def schedule_retry(job: Job, error: dict[str, str], retry_at: datetime) -> None:
     notify.announce_outcome(
         job, "job.retrying", error=error, attempt=job.attempts, retry_at=notify.iso(retry_at)
     )
+    if found := counted(job):
+        found.retried.inc()
 
 
 def mark_cancelled(job: Job) -> None:
@@ -126,6 +165,8 @@ def mark_cancelled(job: Job) -> None:
     now = utcnow()
     store.save(job, status=states.CANCELLED, finished_at=now, message="cancelled", updated_at=now)
     notify.announce_outcome(job, "job.cancelled")
+    if found := counted(job):
+        found.cancelled.inc()
 
 
 def expire_results(cutoff: datetime) -> int:

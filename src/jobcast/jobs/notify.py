@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +18,13 @@ from jobcast.db.tables import Job
 from jobcast.errors import JobCancelled
 from jobcast.jobs import events, states
 from jobcast.runtime import current_runtime
+from jobcast.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
 #: Redis is away (not a script or a command that is wrong): worth waiting out.
 _REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
+_UNTRACED = nullcontext()
 
 
 def iso(value: datetime | None) -> str | None:
@@ -39,16 +42,25 @@ def public_result(job: Job) -> dict[str, Any] | None:
 
 
 def announce(job: Job, event: str, **extra: Any) -> dict[str, Any]:
-    """Publish ``event`` with the job's committed state."""
-    return current_runtime().events.publish(
-        event,
-        job_id=job.id,
-        owner_id=job.owner_id,
-        status=job.status,
-        progress=job.progress,
-        message=job.message,
-        **extra,
-    )
+    """Publish ``event`` with the job's committed state and trace id: a span
+    ``jobcast.publish <event>`` where the span in force records (not otherwise: the job's
+    progress events are the hot path)."""
+    scope: AbstractContextManager[object] = _UNTRACED
+    if tracing.recording():
+        scope = tracing.tracer.start_as_current_span(
+            f"jobcast.publish {event}", attributes={"job.id": job.id, "job.event": event}
+        )
+    with scope:
+        return current_runtime().events.publish(
+            event,
+            job_id=job.id,
+            owner_id=job.owner_id,
+            status=job.status,
+            progress=job.progress,
+            message=job.message,
+            trace_id=tracing.trace_id(job.traceparent),
+            **extra,
+        )
 
 
 def announce_progress(job: Job) -> None:

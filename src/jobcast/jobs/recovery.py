@@ -25,7 +25,7 @@ from sqlalchemy import select
 from jobcast.db.database import db
 from jobcast.db.tables import Job
 from jobcast.db.types import utcnow
-from jobcast.jobs import notify, service, states, store
+from jobcast.jobs import lifecycle, notify, service, states, store
 from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
 
@@ -118,12 +118,17 @@ def take_from_lost_attempt(job: Job, job_type: JobType | None) -> str | None:
     lease.release()
     if not moved:
         return None
+    found = lifecycle.counted(job)
     if rerun:
         notify.announce_outcome(
             job, "job.retrying", error=error, attempt=job.attempts, retry_at=notify.iso(now)
         )
+        if found:
+            found.retried.inc()
     else:
         notify.announce_outcome(job, "job.failed", error=error)
+        if found:
+            found.failed.inc()
     return job.status
 
 

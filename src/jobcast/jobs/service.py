@@ -45,6 +45,7 @@ from jobcast.jobs.cursor import decode_cursor, encode_cursor
 from jobcast.jobs.hold import held_publishes
 from jobcast.jobs.registry import JobType
 from jobcast.runtime import current_runtime
+from jobcast.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,20 @@ def submit(
         if original is not None:
             return original, True
     values = _new_row(owner_id, job_type.name, params, request_id, idempotency_key, request_hash)
+    with tracing.submit_span(job_type.name) as span:
+        span.set_attribute("job.id", values["id"])
+        values["traceparent"] = tracing.traceparent(span)
+        return _record(values, job_type, owner_id, idempotency_key, request_hash)
+
+
+def _record(
+    values: dict[str, Any],
+    job_type: JobType,
+    owner_id: str,
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> tuple[Job, bool]:
+    """Insert the new job's row under the owner's cap and queue it (the submit's span)."""
     cap = current_runtime().settings.max_active_jobs
     try:
         row = store.insert_under_cap(values, cap)
@@ -113,6 +128,8 @@ def submit(
     except Exception:
         _undo(job)
         raise
+    if current_runtime().settings.metrics:
+        metrics.of_type(job.type).submitted.inc()
     return job, False
 
 
@@ -124,8 +141,8 @@ def _new_row(
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> dict[str, Any]:
-    """A new job's row for ``store.insert_under_cap``, with what the model would default given
-    explicitly (a driver statement runs no Core defaults)."""
+    """A new job's row for ``store.insert_under_cap`` but its ``traceparent``, with what the
+    model would default given explicitly (a driver statement runs no Core defaults)."""
     job_id = str(uuid.uuid4())
     now = utcnow()
     return {
@@ -218,14 +235,18 @@ def dispatch(job: Job, job_type: JobType) -> None:
 
 
 def send_message(job: Job, job_type: JobType) -> None:
-    """Publish the job's Celery message (task id = job id)."""
+    """Publish the job's Celery message (task id = job id). Its headers carry the request id
+    and the submit's traceparent: the attempt's span starts from it before the row is read."""
+    headers = {"request_id": job.request_id}
+    if job.traceparent:
+        headers[tracing.TRACEPARENT_HEADER] = job.traceparent
     current_runtime().celery.tasks["jobcast.run"].apply_async(
         args=[job.id],
         task_id=job.id,
         queue=current_runtime().queues[job_type.bound],
         soft_time_limit=job_type.time_limit,
         time_limit=job_type.time_limit + 30,
-        headers={"request_id": job.request_id},
+        headers=headers,
         **tooling.task_names(job),
     )
 
@@ -248,6 +269,8 @@ def cancel(owner_id: str, job_id: str) -> Job:
     notify.request_cancel(job.id)
     if store.cancel_unstarted(job):
         notify.announce(job, "job.cancelled")
+        if current_runtime().settings.metrics:
+            metrics.of_type(job.type).cancelled.inc()
     return job
 
 
@@ -297,4 +320,5 @@ def to_dict(job: Job) -> dict[str, Any]:
         "created_at": notify.iso(job.created_at),
         "started_at": notify.iso(job.started_at),
         "finished_at": notify.iso(job.finished_at),
+        "trace_id": tracing.trace_id(job.traceparent),
     }

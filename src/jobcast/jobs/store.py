@@ -4,16 +4,19 @@ every commit of jobcast's session.
 Each change is one short transaction of its own, committed before its event is published (by
 the caller, through ``notify``), so a client that reacts to an event and reads the job over HTTP
 sees at least that state. Keeping the writes here keeps that rule in one place to read, and
-``tests/unit/test_job_writes.py`` keeps them here.
+``tests/unit/test_job_writes.py`` keeps them here. Each write is a span (``jobcast.db.<what>``)
+under the job's or the submit's span, where that one records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Update, bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -25,6 +28,7 @@ from jobcast.db.tables import JOBS, Job
 from jobcast.db.types import utcnow
 from jobcast.jobs import states
 from jobcast.runtime import current_runtime
+from jobcast.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ _SUBMITTED = (
     "request_id",
     "idempotency_key",
     "request_hash",
+    "traceparent",
     # What the model would default: a driver statement runs no Core defaults, so all are given.
     "status",
     "progress",
@@ -95,27 +100,56 @@ _START = DriverStatement(
 _PROGRESS = rows.row_update(_jobs, "progress", "message", "updated_at")
 _WRITES: dict[tuple[str, ...], DriverStatement] = {}
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _traced(
+    what: str,
+) -> Callable[[Callable[Concatenate[Any, _P], _R]], Callable[Concatenate[Any, _P], _R]]:
+    """Make the write a span ``jobcast.db.<what>`` when the span in force records; its first
+    argument names the job (a Job, its id, or a new row's values)."""
+    name = f"jobcast.db.{what}"
+
+    def wrap(write: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+        @functools.wraps(write)
+        def traced(job: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            if not tracing.recording():
+                return write(job, *args, **kwargs)
+            job_id = job if isinstance(job, str) else job["id"] if isinstance(job, dict) else job.id
+            attributes = {"job.id": job_id, "db.operation.name": what}
+            with tracing.tracer.start_as_current_span(name, attributes=attributes):
+                return write(job, *args, **kwargs)
+
+        return traced
+
+    return wrap
+
 
 # --- submit and cancel (the API's side) ------------------------------------------------------
 
 
+@_traced("insert")
 def insert_under_cap(values: dict[str, Any], cap: int) -> dict[str, Any] | None:
     """Insert a new job's row (``values`` gives every column of ``_SUBMITTED``) while its owner
     has fewer than ``cap`` unfinished jobs; the row as written, or None at the cap."""
     return _INSERT_UNDER_CAP.run(db.engine, {**values, "cap": cap})
 
 
+@_traced("free_idempotency_key")
 def free_idempotency_key(job: Job) -> None:
     """Take an expired Idempotency-Key off its job, so a new job may use it."""
     job.idempotency_key = None
     db.session.commit()
 
 
+@_traced("dispatched")
 def mark_dispatched(job: Job, when: datetime) -> None:
     """Record that the job's message was sent at ``when``."""
     _write(job, _DISPATCHED, dispatched_at=when)
 
 
+@_traced("remove")
 def remove(job: Job) -> None:
     """Delete a submission whose dispatch failed, dropping whatever the session held."""
     db.session.rollback()
@@ -123,6 +157,7 @@ def remove(job: Job) -> None:
     db.session.commit()
 
 
+@_traced("cancel")
 def cancel_unstarted(job: Job) -> bool:
     """Cancel the job if no attempt runs it (it never starts then); whether it did. The job
     object is read again either way: a worker may have moved it meanwhile."""
@@ -140,16 +175,19 @@ def cancel_unstarted(job: Job) -> bool:
 # --- an attempt (the worker's side) ----------------------------------------------------------
 
 
+@_traced("start")
 def start(job_id: str) -> dict[str, Any] | None:
     """Mark the job running for one more attempt if it may start (queued or retrying); the row
     as changed, or None. Conditional, so a cancel that commits first wins."""
     return _START.run(db.engine, {"job_id": job_id, "now": utcnow()})
 
 
+@_traced("progress")
 def write_progress(job: Job, percent: float, message: str | None) -> None:
     _write(job, _PROGRESS, progress=percent, message=message, updated_at=utcnow())
 
 
+@_traced("save")
 def save(job: Job, **values: Any) -> None:
     """Write ``values`` to the job's row in a transaction of its own, retrying through a
     database outage for up to ``JOBCAST_DB_RETRY_SECONDS``; the job object takes them only
@@ -191,6 +229,7 @@ def connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
+@_traced("expire_result")
 def expire_result(job: Job) -> None:
     """Mark the job's result as expired (its file is deleted); the row stays."""
     job.result_key = None
@@ -201,6 +240,7 @@ def expire_result(job: Job) -> None:
 # --- the sweeps' conditional changes: two sweepers move a job once ---------------------------
 
 
+@_traced("move_lost_attempt")
 def move_lost_attempt(job: Job, values: dict[str, Any]) -> bool:
     """Write ``values`` to a running job's row if it is still at the attempt that was read
     (same status and attempt count), so two sweepers, or a redelivery that started a new
@@ -210,6 +250,7 @@ def move_lost_attempt(job: Job, values: dict[str, Any]) -> bool:
     )
 
 
+@_traced("claim_overdue_retry")
 def claim_overdue_retry(job: Job) -> bool:
     """Mark an overdue retry as sent again now, if nobody did since it was read."""
     return _update_as_read(
@@ -221,6 +262,7 @@ def claim_overdue_retry(job: Job) -> bool:
     )
 
 
+@_traced("claim_lost_message")
 def claim_lost_message(job: Job) -> bool:
     """Mark a queued job whose message is gone as dispatched again now, if nobody did since it
     was read."""

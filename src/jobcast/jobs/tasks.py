@@ -36,8 +36,9 @@ from jobcast.errors import JobCancelled, JobError
 from jobcast.jobs import lifecycle, notify, recovery, store
 from jobcast.jobs.context import JobContext
 from jobcast.jobs.lease import Lease
-from jobcast.logs import correlated, remember_request, request_id_var
+from jobcast.logs import JobTags, correlated, remember_job, tag_job
 from jobcast.runtime import Runtime, current_runtime
+from jobcast.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,17 @@ class TaskReporter:
 
 
 def run_job(task: Task, job_id: str) -> None:
-    """Run one attempt of job ``job_id``; record every outcome on the job before Celery sees it."""
+    """Run one attempt of job ``job_id``; record every outcome on the job before Celery sees it.
+
+    The attempt is one span, in the submit's trace (the message's traceparent, the row's)."""
     rt = current_runtime()
-    with correlated(request_id=None, job_id=job_id):
+    request = task.request
+    job_type = request.shadow
+    parent = request.get(tracing.TRACEPARENT_HEADER)
+    with (
+        correlated(request_id=None, job_id=job_id, job_type=job_type),
+        tracing.job_span(job_id, job_type, parent) as span,
+    ):
         try:
             started = lifecycle.start_attempt(job_id)
         except lifecycle.Duplicate:
@@ -96,7 +105,11 @@ def run_job(task: Task, job_id: str) -> None:
             log.info("job %s is finished or gone; delivery ignored", job_id)
             return
         job, lease = started
-        request_id_var.set(job.request_id)
+        span.set_attribute("job.attempt", job.attempts)
+        tag_job(request_id=job.request_id, job_type=job.type, owner=job.owner_id)
+        remember_job(
+            job.id, JobTags(job.request_id, job.type, job.owner_id, tracing.trace_id(parent))
+        )
         try:
             _attempt(task, rt, job, lease)
         finally:
@@ -227,7 +240,9 @@ def _finish(rt: Runtime, job: Job, ctx: JobContext, result: dict[str, Any]) -> N
         path, filename, content_type = ctx.result_file
         if not path.is_file():
             raise JobError(f"the job did not write its result file {filename}", code="internal")
-        stored = rt.storage.commit(job.owner_id, job.id, path)
+        with tracing.child_span("jobcast.result.store", {"job.id": job.id}) as span:
+            stored = rt.storage.commit(job.owner_id, job.id, path)
+            span.set_attribute("jobcast.result.size", stored.size)
         result = {
             **result,
             "filename": stored.filename,
@@ -280,14 +295,20 @@ def _survive(name: str, sweep: Any, *args: Any) -> int:
 
 
 class JobRequest(Request):
-    """Celery's request for ``jobcast.run``: remembers the request id as the message arrives,
-    so even Celery's own "received" line about the job is correlated."""
+    """Celery's request for ``jobcast.run``: remembers the job's request id, type and trace as
+    the message arrives, so even Celery's own "received" line about the job is correlated."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        request_id = self.request_dict.get("request_id")
-        if isinstance(request_id, str):
-            remember_request(self.id, request_id)
+        headers = self.request_dict
+        remember_job(
+            self.id,
+            JobTags(
+                headers.get("request_id"),
+                headers.get("shadow"),
+                trace_id=tracing.trace_id(headers.get(tracing.TRACEPARENT_HEADER)),
+            ),
+        )
 
 
 def register_tasks(celery: Celery, app: Flask) -> None:

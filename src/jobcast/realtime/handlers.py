@@ -23,6 +23,7 @@ from jobcast.jobs.events import After
 from jobcast.realtime.sessions import SocketSessions
 from jobcast.realtime.wire import user_room
 from jobcast.runtime import current_runtime
+from jobcast.telemetry.metrics import SOCKET_DELIVERED
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,14 @@ def _replay(item: ResumeRequest) -> dict[str, Any]:
     if not _owned(item.job_id):
         return {"job_id": item.job_id, "error": "not found"}
     after = After(item.after_seq, item.epoch)
-    history = current_runtime().events.history(item.job_id, after)
+    rt = current_runtime()
+    history = rt.events.history(item.job_id, after)
     for name, payload in history:
         # The one recipient is on this process: skip the message queue, which would make
         # every web process read every replayed event.
         emit(name, payload, to=request.sid, ignore_queue=True)  # type: ignore[attr-defined]
+    if history and rt.settings.metrics:
+        SOCKET_DELIVERED.inc(len(history))
     return {"job_id": item.job_id, "replayed": len(history)}
 
 

@@ -13,11 +13,15 @@ again as python-socketio's own messages would need.
 
 The subscription is sent before the connect handler returns, so by the time a client sees its
 connection accepted, Redis already routes that user's events to this process.
+
+With ``counted`` (the app's metrics are on) each delivery is counted, and its latency taken
+from the packet's ``ts`` (the publisher's clock, when it published) without decoding the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -29,14 +33,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from socketio import RedisManager
 
 from jobcast.realtime.wire import ROOM_PREFIX, user_channel
+from jobcast.telemetry.metrics import SOCKET_DELIVERED, SOCKET_DELIVERY
 
 log = logging.getLogger(__name__)
+
+#: The payload's ``ts``: its first ``"ts":`` (a string's quotes are escaped, so none of the
+#: head's or the message's can match), after status, progress and message (``jobs.events``).
+_TS = re.compile(rb'"ts":(-?[0-9.eE+-]+)')
 
 
 class UserChannelManager(RedisManager):
     """A RedisManager that also listens on the channels of the users connected here."""
 
     name = "jobcast-redis"
+    counted = False
 
     def __init__(self, url: str, channel: str, **kwargs: Any) -> None:
         super().__init__(url, channel=channel, **kwargs)
@@ -153,8 +163,12 @@ class UserChannelManager(RedisManager):
         try:
             message = eio_packet.Packet(eio_packet.MESSAGE, packet.decode())
             send = self.server.eio.send_packet
+            sent = 0
             for _sid, eio_sid in self.get_participants(namespace, room):
                 send(eio_sid, message)  # one Packet for all: encoded once, by the first writer
+                sent += 1
+            if self.counted and sent:
+                _count(packet, sent)
         except Exception:  # one bad message must not end the listener
             log.exception("could not deliver a message from %r", channel)
 
@@ -165,3 +179,10 @@ class UserChannelManager(RedisManager):
         if room is not None and not self.rooms.get(message.get("namespace") or "/", {}).get(room):
             return
         super()._handle_emit(message)
+
+
+def _count(packet: bytes, sent: int) -> None:
+    SOCKET_DELIVERED.inc(sent)
+    found = _TS.search(packet)
+    if found is not None:
+        SOCKET_DELIVERY.observe(max(0.0, time.time() - float(found.group(1))))

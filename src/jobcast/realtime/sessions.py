@@ -17,6 +17,7 @@ from collections.abc import Collection
 
 from flask import Flask
 from flask_socketio import SocketIO
+from prometheus_client import Gauge
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -73,6 +74,9 @@ def _ended_key(owner: str) -> str:
 
 
 class SocketSessions:
+    #: Counts the open sockets when the app's metrics are on (``telemetry.metrics``).
+    gauge: Gauge | None = None
+
     def __init__(
         self,
         app: Flask,
@@ -107,6 +111,8 @@ class SocketSessions:
             if not self._watching:
                 self._watching = True
                 self.socketio.start_background_task(self._watch)
+        if self.gauge is not None:
+            self.gauge.inc()
         return True
 
     def remove(self, sid: str) -> None:
@@ -115,6 +121,8 @@ class SocketSessions:
             self._since.pop(sid, None)
         if auth is not None:
             self._per_user.give_back(auth.owner)
+            if self.gauge is not None:
+                self.gauge.dec()
 
     def owner_of(self, sid: str) -> str | None:
         found = self._sockets.get(sid)

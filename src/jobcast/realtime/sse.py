@@ -22,6 +22,7 @@ from jobcast.identity import Grant
 from jobcast.jobs import states
 from jobcast.jobs.events import After
 from jobcast.runtime import current_runtime
+from jobcast.telemetry.metrics import SSE_DELIVERED, SSE_DELIVERY, STREAMS
 
 TERMINAL_EVENTS = frozenset(states.EVENT_FOR_STATE[s] for s in states.TERMINAL)
 
@@ -43,6 +44,7 @@ def sse_response(job_id: str, after_seq: int | After, grant: Grant) -> Response:
         raise TooManyRequests(f"too many open event streams for this user (at most {most})")
     block_ms = int(rt.settings.sse_keepalive_seconds * 1000)
     check_every = rt.settings.socket_auth_check_seconds
+    counted = rt.settings.metrics
 
     opened = time.time()
 
@@ -70,11 +72,13 @@ def sse_response(job_id: str, after_seq: int | After, grant: Grant) -> Response:
                     return
             # The first read does not wait: a finished job with nothing left to send ends now.
             batch = rt.events.history(job_id, last, block_ms=block_ms if started else None)
-            started = True
+            live, started = started, True
             for name, payload in batch:
                 last = After(payload["seq"], payload["epoch"])
                 data = json.dumps(payload, separators=(",", ":"))
                 yield f"id: {last.event_id()}\nevent: {name}\ndata: {data}\n\n"
+                if counted:
+                    _count(payload, live)
                 if name in TERMINAL_EVENTS:
                     return
             if not batch:
@@ -91,7 +95,23 @@ def sse_response(job_id: str, after_seq: int | After, grant: Grant) -> Response:
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    if counted:
+        STREAMS.inc()
+
+    def close() -> None:
+        slots.give_back(user_id)
+        if counted:
+            STREAMS.dec()
+
     # On close, not in the generator's finally: a response never iterated (the client gone
     # before the first byte) closes without running it.
-    response.call_on_close(lambda: slots.give_back(user_id))
+    response.call_on_close(close)
     return response
+
+
+def _count(payload: dict[str, object], live: bool) -> None:
+    """One event sent; a live one's latency too (the first read's are history)."""
+    SSE_DELIVERED.inc()
+    ts = payload.get("ts")
+    if live and isinstance(ts, float):
+        SSE_DELIVERY.observe(max(0.0, time.time() - ts))

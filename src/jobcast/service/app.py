@@ -24,6 +24,7 @@ from jobcast.service.serving.broker import transport_for
 from jobcast.service.serving.bulkhead import ApiBulkhead
 from jobcast.service.serving.handshake import PlainWebSockets
 from jobcast.service.serving.lean_sockets import use_lean_sockets
+from jobcast.telemetry.otel_setup import trace_app
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_style)
 
     db.init_app(app)
     jwt.init_app(app)

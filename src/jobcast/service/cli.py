@@ -26,6 +26,7 @@ from jobcast.service.procs import (
     port_taken,
     redis_server_command,
     redis_unreachable,
+    share_metrics,
     without_password,
 )
 
@@ -87,9 +88,11 @@ def worker_commands(pool: str, settings: Settings) -> list[tuple[str, list[str]]
     help="io: gevent pool for I/O-bound jobs; cpu: process pool for CPU-bound ones.",
 )
 def worker(pool: str) -> None:
-    """Run Celery workers for the job queues."""
+    """Run Celery workers for the job queues (and their metrics on JOBCAST_METRICS_BIND)."""
+    settings = load_settings()
     sup = Supervisor(own_sessions=False)
-    for name, argv in worker_commands(pool, load_settings()):
+    share_metrics(sup, os.environ, settings)
+    for name, argv in worker_commands(pool, settings):
         sup.start(name, argv)
     sys.exit(sup.run())
 
@@ -110,6 +113,7 @@ def web(host: str, port: int) -> None:
     """Serve the API and Socket.IO (gunicorn, one process per port: sticky sessions)."""
     from jobcast.service.serving.server import serve
 
+    share_metrics(Supervisor(own_sessions=False), os.environ, load_settings())
     serve(host, port)
 
 
@@ -290,6 +294,7 @@ def dev(host: str, port: int, redis_port: int | None, ready_timeout: float) -> N
     redis_url_file = instance / "redis-url.txt"
     try:
         with Supervisor() as sup:
+            share_metrics(sup, env, None)  # the web child serves them on JOBCAST_METRICS_BIND
             if given_redis is None:
                 redis_port = redis_port or free_port()
                 _start_redis(sup, redis_port, instance)

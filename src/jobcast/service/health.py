@@ -1,16 +1,27 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators, and the metrics for
+Prometheus.
+
+``GET /metrics`` is open in development and testing (checked there too when a token is set);
+in production it is off (404) unless ``JOBCAST_METRICS_TOKEN`` is set, and then answers only a
+scraper that sends it as a Bearer token. With ``JOBCAST_METRICS`` off it is 404 everywhere.
+It is not in the OpenAPI document: it is the operators', not the API's.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import hmac
+
+from flask import Blueprint, Response, abort, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobcast.api.openapi.describe import Reply, operation
 from jobcast.api.schemas import Health, Readiness
+from jobcast.errors import Unauthorized
 from jobcast.runtime import current_runtime
 from jobcast.service.extensions import db
+from jobcast.telemetry.scrape import metrics_response
 
 bp = Blueprint("health", __name__)
 
@@ -62,3 +73,21 @@ def readyz() -> tuple[Response, int]:
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503
     )
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    settings = current_runtime().settings
+    token = settings.metrics_token
+    if not settings.metrics or (settings.env == "production" and not token):
+        abort(404)
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise Unauthorized(
+                "send the metrics token as Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    return metrics_response()

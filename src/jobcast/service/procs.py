@@ -9,6 +9,9 @@ does not pass through fork, so a child that forks workers ties each of them to i
 (``tie_to_parent`` in the gunicorn and Celery hooks). ``jobcast worker`` keeps its Celery
 workers in its own process group, so whoever signals the group (a terminal, a process manager)
 reaches them all.
+
+Every process a command starts writes its Prometheus metrics to one directory
+(``PROMETHEUS_MULTIPROC_DIR``: the user's, or a fresh private one), so one scrape sums them all.
 """
 
 from __future__ import annotations
@@ -19,21 +22,29 @@ import errno
 import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+if TYPE_CHECKING:
+    from jobcast.config import Settings
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+#: Where prometheus_client's processes share their values (read when it is first imported).
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _PR_SET_PDEATHSIG = 1
 _PR_GET_PDEATHSIG = 2
@@ -112,6 +123,34 @@ def without_password(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def share_metrics_dir(env: MutableMapping[str, str]) -> Path | None:
+    """Give the children started with ``env`` one metrics directory, before any of them imports
+    prometheus_client: the user's ``PROMETHEUS_MULTIPROC_DIR`` as it is, else a fresh private
+    one, empty, which this returns for the caller to remove when they have all stopped."""
+    if env.get(METRICS_DIR):
+        return None
+    made = Path(tempfile.mkdtemp(prefix="jobcast-metrics-"))
+    env[METRICS_DIR] = str(made)
+    return made
+
+
+def share_metrics(
+    sup: Supervisor, env: MutableMapping[str, str], settings: Settings | None
+) -> None:
+    """One metrics directory for ``sup``'s children (removed when it stops them), and with
+    ``settings`` (not under ``jobcast dev``, whose web child does it) their metrics served on
+    ``metrics_bind`` by a process of its own, which goes when this one goes (or the server that
+    replaces it: ``jobcast web``'s gunicorn)."""
+    if settings is not None and not settings.metrics:
+        return
+    made = share_metrics_dir(env)
+    if made is not None:
+        sup.leftovers.append(made)
+    if settings is not None and settings.metrics_bind:
+        argv = [sys.executable, "-m", "jobcast.telemetry.scrape", settings.metrics_bind]
+        sup.start("metrics", argv, dict(env), death_signal=signal.SIGTERM)
 
 
 def redis_server_command(port: int, directory: Path, *, persist: bool) -> list[str]:
@@ -206,6 +245,8 @@ class Supervisor:
     grace_seconds: float = 10.0
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     own_sessions: bool = True
+    #: Directories of the children's, removed once they have stopped.
+    leftovers: list[Path] = field(default_factory=list)
     _stopping: bool = False
     _hurry: bool = False
     _previous: dict[int, Any] = field(default_factory=dict)
@@ -324,6 +365,9 @@ class Supervisor:
             if self.own_sessions:  # whatever the leader left behind in its group
                 _signal(proc, signal.SIGKILL, group=True)
         self.children.clear()
+        for path in self.leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+        self.leftovers.clear()
 
 
 def _readiness_failures(reply: urllib.error.HTTPError) -> str:

@@ -2,12 +2,15 @@
 
 ``LocalStack`` starts what production runs, as separate processes: a Redis server (unless one is
 given), ``jobcast web`` and ``jobcast worker``, over one database, and stops them all on exit.
-App authors can use it to test their own job types end to end.
+App authors can use it to test their own job types end to end. Its processes share one
+Prometheus metrics directory (``metrics_dir``), so the web server's ``/metrics`` shows the
+workers' metrics too, as on one production machine.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +25,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from jobcast.service.procs import free_port, redis_server_command, wait_for_port
+from jobcast.service.procs import METRICS_DIR, free_port, redis_server_command, wait_for_port
 
 
 @dataclass
@@ -47,6 +50,10 @@ class LocalStack:
     def storage_dir(self) -> Path:
         return self.root / "results"
 
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / "metrics"
+
     def __enter__(self) -> LocalStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
@@ -67,6 +74,8 @@ class LocalStack:
             self.start_process("redis", redis_server_command(port, self.root, persist=False))
             wait_for_port("127.0.0.1", port)
             self.redis_url = f"redis://127.0.0.1:{port}/0"
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)  # a stack's own, from its start
+        self.metrics_dir.mkdir(parents=True)
         self.env = {
             **os.environ,
             "JOBCAST_ENV": "testing",
@@ -77,6 +86,7 @@ class LocalStack:
             # Tests and benchmarks sign up many users from one address; limits are tested
             # on stacks that turn them back on.
             "JOBCAST_RATE_LIMITS": "false",
+            METRICS_DIR: str(self.metrics_dir),
             **self.env_overrides,
         }
         subprocess.run(

@@ -19,6 +19,7 @@ from jobcast.runtime import open_connections, runtime_of
 from jobcast.service.app import create_app
 from jobcast.service.procs import tie_to_parent, tied_to_parent
 from jobcast.service.serving.heap import freeze_startup_objects
+from jobcast.telemetry import otel_setup
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class BrokerWatch(bootsteps.StartStopStep):
             logger.warning("broker connection lost: consuming nothing until it is back")
 
 
+otel_setup.defer_provider()  # set by the signals below, in the process that runs the tasks
 flask_app = create_app()
 app: Celery = flask_app.extensions["celery"]
 app.steps["consumer"].add(BrokerWatch)
@@ -86,3 +88,38 @@ def _open_redis_connections(**_: Any) -> None:
     if monkey.is_module_patched("socket"):
         runtime = runtime_of(flask_app)
         open_connections(runtime.redis, runtime.settings.io_concurrency)
+
+
+@signals.worker_init.connect
+def _trace_worker(sender: Any, **_: Any) -> None:
+    """The gevent (or solo, threads) pool runs tasks in this process: its provider now. A
+    prefork pool's children each set their own once forked (below)."""
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    if not issubclass(get_implementation(sender.pool_cls), PreforkPool):
+        otel_setup.start_tracing("jobcast-worker")
+
+
+@signals.worker_process_init.connect
+def _trace_pool_process(**_: Any) -> None:
+    otel_setup.start_tracing("jobcast-worker")
+
+
+@signals.beat_init.connect
+def _trace_beat(**_: Any) -> None:
+    otel_setup.start_tracing("jobcast-beat")
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _flush_spans(**_: Any) -> None:
+    otel_setup.flush()
+
+
+@signals.after_setup_task_logger.connect
+def _task_lines_like_the_rest(logger: logging.Logger, **_: Any) -> None:
+    """Celery gives ``celery.task`` a handler and format of its own; send its records to the
+    root's handler instead, so they come out as every other line (JSON when chosen)."""
+    logger.handlers.clear()
+    logger.propagate = True
