@@ -15,6 +15,10 @@ separate pools, so the submit burst does not share a gevent loop with event deli
 event log (one Redis Stream per job) on, then off (``JOBCAST_DURABLE_EVENTS=false``), and
 compares the two. The floor measured on each stack says how much the machine itself changed
 between the runs.
+
+``--telemetry off,metrics,tracing`` runs the workload once per variant (``bench.telemetry``),
+each on a fresh stack whose every process has that variant's environment, and compares each
+variant's latency and throughput with ``off``'s.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from bench.common import (
 )
 from bench.delivery import analyse, job_timings
 from bench.redis_floor import redis_floor
+from bench.telemetry import add_argument, environment, otlp_sink, overhead, sink_url, variants
 
 #: ``--durable``: which runs, in order.
 DURABLE_RUNS = {"on": ("on",), "off": ("off",), "both": ("on", "off")}
@@ -81,9 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="same",
         help="submit to the web process holding the sockets, or to a second one",
     )
+    add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    compared = variants(args.telemetry)
+    if compared:
+        return _run_variants(args, compared)
     runs = {mode: _run_once(args, durable=mode == "on") for mode in DURABLE_RUNS[args.durable]}
     preset = getattr(args, "preset", None)
     document: dict[str, Any] = {
@@ -107,7 +116,61 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return document
 
 
-def _run_once(args: argparse.Namespace, *, durable: bool) -> dict[str, Any]:
+def _run_variants(args: argparse.Namespace, compared: tuple[str, ...]) -> dict[str, Any]:
+    """The workload once per telemetry variant, each on a fresh stack, durable log as chosen."""
+    durable = args.durable != "off"
+    with otlp_sink() as sink:
+        runs = {
+            v: _run_once(args, durable=durable, variant=v, extra=environment(v, sink_url(sink)))
+            for v in compared
+        }
+        exported = {"exports": sink.exports, "bytes": sink.bytes_received}
+    document: dict[str, Any] = {
+        "benchmark": "latency",
+        "params": {
+            "clients": args.clients,
+            "users": args.users or args.clients,
+            "steps": args.steps,
+            "step_ms": args.step_ms,
+            "durable": "on" if durable else "off",
+            "telemetry": list(compared),
+            "api_web": args.api_web,
+        },
+        "machine": machine(),
+    }
+    if "off" in compared:
+        off = runs["off"]["jobcast"]
+        document["telemetry"] = {
+            "compared_to_off": {
+                v: {
+                    **{
+                        f"latency_ms_{q}": overhead(
+                            r["jobcast"]["latency_ms"][q], off["latency_ms"][q]
+                        )
+                        for q in ("p50", "p99")
+                    },
+                    "events_per_second": overhead(
+                        r["jobcast"]["events_per_second"], off["events_per_second"]
+                    ),
+                    "lost": r["jobcast"]["lost"],
+                }
+                for v, r in runs.items()
+                if v != "off"
+            },
+            "otlp_sink": exported,
+        }
+    document["runs"] = runs
+    _print(document)
+    return document
+
+
+def _run_once(
+    args: argparse.Namespace,
+    *,
+    durable: bool,
+    variant: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One workload on a fresh stack: the clients' view, checked against the logs, and the
     Redis floor on the same server."""
     mode = "on" if durable else "off"
@@ -117,11 +180,12 @@ def _run_once(args: argparse.Namespace, *, durable: bool) -> dict[str, Any]:
         "JOBCAST_IO_CONCURRENCY": str(clients),
         "JOBCAST_WEB_THREADS": str(max(500, clients + 100)),
         "JOBCAST_DURABLE_EVENTS": "true" if durable else "false",
+        **(extra or {}),
     }
     load_before = _loadavg()
-    say(f"latency run with the durable event log {mode}")
+    say(f"latency run with the durable event log {mode}, telemetry {variant or 'default'}")
     with local_stack(
-        f"latency-{mode}", env_overrides=overrides, worker_pools=("io",), keep=args.keep
+        f"latency-{variant or mode}", env_overrides=overrides, worker_pools=("io",), keep=args.keep
     ) as stack:
         say(f"signing up {users} users")
         run_id = uuid.uuid4().hex[:6]
@@ -150,6 +214,7 @@ def _run_once(args: argparse.Namespace, *, durable: bool) -> dict[str, Any]:
         floor = redis_floor(stack.redis_url, received, burst=clients, period=args.step_ms / 1000)
     return {
         "durable_events": durable,
+        "telemetry": variant,
         "io_concurrency": int(overrides["JOBCAST_IO_CONCURRENCY"]),
         "web_threads": int(overrides["JOBCAST_WEB_THREADS"]),
         # The host is shared: how busy it was around this run, to tell noise from overhead.
@@ -175,25 +240,14 @@ def compare(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
         "duplicates": side_by_side("duplicates"),
         "duplicates_after_dedupe": side_by_side("duplicates_after_dedupe"),
         "latency_ms": {
-            q: _overhead(jc_on["latency_ms"][q], jc_off["latency_ms"][q]) for q in ("p50", "p99")
+            q: overhead(jc_on["latency_ms"][q], jc_off["latency_ms"][q]) for q in ("p50", "p99")
         },
         "events_per_second": side_by_side("events_per_second"),
         "events_per_second_peak_1s": side_by_side("events_per_second_peak_1s"),
         "redis_floor_latency_ms": {
-            q: _overhead(on["redis_floor"]["latency_ms"][q], off["redis_floor"]["latency_ms"][q])
+            q: overhead(on["redis_floor"]["latency_ms"][q], off["redis_floor"]["latency_ms"][q])
             for q in ("p50", "p99")
         },
-    }
-
-
-def _overhead(on: float | None, off: float | None) -> dict[str, Any]:
-    if on is None or off is None or off <= 0:
-        return {"on": on, "off": off, "ratio_on_off": None, "overhead_percent": None}
-    return {
-        "on": on,
-        "off": off,
-        "ratio_on_off": round(on / off, 3),
-        "overhead_percent": round((on / off - 1) * 100, 1),
     }
 
 
@@ -208,12 +262,27 @@ def _print(document: dict[str, Any]) -> None:
             ["client event-loop lag", *_quantiles(jc["client_loop_lag_ms"])],
         ]
         header = ["path", "count", "p50", "p95", "p99", "max"]
-        table(f"event latency (ms), durable log {mode}", rows, header)
+        table(f"event latency (ms), run {mode}", rows, header)
         jobs = jc["jobs"]
         summary = [[f"jobs {k}", jobs[k]] for k in ("accepted", "refused", "succeeded", "failed")]
         summary += [[key, jc[key]] for key in SUMMARY]
         summary += [[f"cpu s: {name}", secs] for name, secs in jc["cpu_seconds"].items()]
-        table(f"delivery, durable log {mode}", summary, ["what", "value"])
+        table(f"delivery, run {mode}", summary, ["what", "value"])
+    if "telemetry" in document:
+        rows = [
+            [
+                variant,
+                *(c[f"latency_ms_{q}"]["overhead_percent"] for q in ("p50", "p99")),
+                c["events_per_second"]["overhead_percent"],
+                c["lost"],
+            ]
+            for variant, c in document["telemetry"]["compared_to_off"].items()
+        ]
+        table(
+            "telemetry on vs off (latency overhead %)",
+            rows,
+            ["variant", "p50 %", "p99 %", "events/s %", "lost"],
+        )
     if "comparison" in document:
         cmp = document["comparison"]
         rows = [

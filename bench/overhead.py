@@ -13,6 +13,10 @@ throughput does.
   task loads the row, moves it through started -> succeeded, publishes and logs those events;
 - ``bare_celery``: ``bench.bare_noop`` sent with ``send_task`` to the same queue; run = Celery
   plus one pipelined Redis round trip that records the time.
+
+``--telemetry off,metrics,tracing`` replaces the one ``jobcast`` kind by one per variant
+(``bench.telemetry``), each with a web process and workers of its environment, alternating in
+the same rounds; each variant's throughput is then compared with ``off``'s.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from sqlalchemy.pool import NullPool
 from bench.common import local_stack, machine, positive, say, signup, table
 from bench.noop import BARE_KEYS
 from bench.procfs import cpu_seconds, process_tree
+from bench.telemetry import add_argument, environment, otlp_sink, overhead, sink_url, variants
 from jobcast.jobs.registry import QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     if "--rounds" not in parser._option_string_actions:
         parser.add_argument("--rounds", type=positive, default=2, help="jobcast/bare alternations")
     parser.add_argument("--concurrency", type=positive, default=50, help="JOBCAST_IO_CONCURRENCY")
+    add_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,19 +63,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "JOBCAST_MAX_ACTIVE_JOBS": "100000",
         "JOBCAST_IO_CONCURRENCY": str(args.concurrency),
     }
-    rounds: dict[str, list[dict[str, Any]]] = {"jobcast": [], "bare_celery": []}
-    with local_stack("overhead", env_overrides=env, worker_pools=(), keep=args.keep) as stack:
+    compared = variants(args.telemetry)
+    kinds = [f"jobcast-{v}" for v in compared] or ["jobcast"]
+    rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in [*kinds, "bare_celery"]}
+    with (
+        otlp_sink() as sink,
+        local_stack("overhead", env_overrides=env, worker_pools=(), keep=args.keep) as stack,
+    ):
         assert stack.redis_url is not None
+        kind_env = {f"jobcast-{v}": environment(v, sink_url(sink)) for v in compared}
+        webs = {kind: stack.start_web(name=f"web-{kind}", env=e) for kind, e in kind_env.items()}
         token = signup(stack.base_url, f"overhead-{uuid.uuid4().hex[:6]}@example.com")
         database = create_engine(
             stack.database_url or f"sqlite:///{stack.root / 'jobcast.db'}", poolclass=NullPool
         )
         sender = Celery("bench-sender", broker=stack.redis_url)
         redis = Redis.from_url(stack.redis_url, decode_responses=True)
+        submitted = 0
         for index in range(args.rounds):
             for kind in rounds:
-                if kind == "jobcast":
-                    asyncio.run(_submit(stack.base_url, token, args.jobs))
+                if kind.startswith("jobcast"):
+                    asyncio.run(_submit(webs.get(kind, stack.base_url), token, args.jobs))
+                    submitted += args.jobs
                 else:
                     redis.delete(*BARE_KEYS)
                     for _ in range(args.jobs):
@@ -77,13 +92,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 worker = stack.start_process(
                     f"worker-{kind}-{index}",
                     [sys.executable, "-m", "jobcast", "worker", "--pool", "io"],
+                    kind_env.get(kind),
                 )
                 try:
                     window, steady = _wait(
                         kind,
                         database,
                         redis,
-                        args.jobs * (index + 1),
+                        submitted,
                         args.jobs,
                         lambda pid=worker.pid: cpu_seconds(list(process_tree(pid))),
                     )
@@ -101,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 rounds[kind].append(result)
                 say(f"overhead {kind}: {result}")
+        spans_exported = {"exports": sink.exports, "bytes": sink.bytes_received}
     best = {kind: max(r["per_second"] or 0 for r in rs) for kind, rs in rounds.items()}
     cpu_ms = {
         kind: min(
@@ -109,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         for kind, rs in rounds.items()
     }
-    ratio = best["jobcast"] / best["bare_celery"] if best["bare_celery"] else None
+    ratio = best[kinds[0]] / best["bare_celery"] if best["bare_celery"] else None
     table(
         "job overhead: no-op jobs per second through one gevent worker",
         [
@@ -125,8 +142,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_second_best": best,
         "worker_cpu_ms_per_job_best": cpu_ms,
         "ratio_jobcast_to_bare": round(ratio, 3) if ratio else None,
+        **_telemetry(compared, best, cpu_ms, spans_exported),
         "rounds": rounds,
     }
+
+
+def _telemetry(
+    compared: tuple[str, ...],
+    best: dict[str, float],
+    cpu_ms: dict[str, float | None],
+    spans_exported: dict[str, int],
+) -> dict[str, Any]:
+    """Each variant's best jobs/s and CPU per job against ``off``'s, where ``off`` ran."""
+    if "off" not in compared:
+        return {}
+    comparison = {
+        variant: {
+            "jobs_per_second": overhead(best[f"jobcast-{variant}"], best["jobcast-off"]),
+            "worker_cpu_ms_per_job": overhead(cpu_ms[f"jobcast-{variant}"], cpu_ms["jobcast-off"]),
+        }
+        for variant in compared
+        if variant != "off"
+    }
+    table(
+        "telemetry on vs off (overhead % of jobs/s: negative is slower)",
+        [
+            (
+                v,
+                c["jobs_per_second"]["overhead_percent"],
+                c["worker_cpu_ms_per_job"]["overhead_percent"],
+            )
+            for v, c in comparison.items()
+        ],
+        ("variant", "jobs/s vs off %", "worker CPU/job vs off %"),
+    )
+    return {"telemetry": {"compared_to_off": comparison, "otlp_sink": spans_exported}}
 
 
 async def _submit(base_url: str, token: str, jobs: int, parallel: int = 20) -> None:
@@ -165,7 +215,7 @@ def _wait(
             with database.connect() as db:
                 done = db.execute(
                     text(
-                        "SELECT count(*) FROM jobs"
+                        "SELECT count(*) FROM jobcast_jobs"
                         " WHERE type = 'bench.noop' AND status = 'succeeded'"
                     )
                 ).scalar_one()
@@ -185,7 +235,7 @@ def _window(database: Engine, jobs: int) -> float:
     with database.connect() as db:
         rows = db.execute(
             text(
-                "SELECT started_at, finished_at FROM jobs WHERE type = 'bench.noop'"
+                "SELECT started_at, finished_at FROM jobcast_jobs WHERE type = 'bench.noop'"
                 " ORDER BY created_at DESC LIMIT :jobs"
             ),
             {"jobs": jobs},
