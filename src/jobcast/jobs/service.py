@@ -141,8 +141,9 @@ def _new_row(
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> dict[str, Any]:
-    """A new job's row for ``store.insert_under_cap`` but its ``traceparent``, with what the
-    model would default given explicitly (a driver statement runs no Core defaults)."""
+    """A new job's row for ``store.insert_under_cap``, with what the model would default given
+    explicitly (a driver statement runs no Core defaults); the submit's span sets its
+    ``traceparent``."""
     job_id = str(uuid.uuid4())
     now = utcnow()
     return {
@@ -159,6 +160,7 @@ def _new_row(
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
+        "traceparent": None,
     }
 
 
