@@ -25,8 +25,10 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse as Response
 
 from jobcast.service.admin.audit import Actor
-from jobcast.service.auth.tokens import issue_tokens
+from jobcast.service.auth.models import User
+from jobcast.service.auth.tokens import issue_tokens, user_id_of
 from jobcast.service.auth.users import set_admin
+from jobcast.service.extensions import db
 from tests.fuzz.strategies import DEEP_JSON, ODD_TEXT, as_json, odd_json
 from tests.integration.conftest import Stack
 from tests.integration.support import Api, assert_problem
@@ -169,6 +171,7 @@ ODD_SUBJECTS: list[Any] = [
     pytest.param("\u0661", id="arabic-digit"),
     pytest.param("9" * 40, id="beyond-64-bits"),
     pytest.param(str(2**63), id="just-beyond-64-bits"),
+    pytest.param(str(2**31), id="just-beyond-32-bits"),
     pytest.param("nul\x00", id="nul"),
     pytest.param(1.5, id="float"),
     pytest.param(2**70, id="huge-number"),
@@ -475,8 +478,16 @@ def test_a_signed_token_with_any_subject_is_answered_below_500(
         json={"type": "demo.steps", "params": {}} if method == "POST" else None,
     )
     assert_refused_properly(response)
-    if operation_id not in ("healthz", "readyz", "getOpenApi", "register", "login"):
+    if operation_id in ("healthz", "readyz", "getOpenApi", "register", "login"):
+        return
+    if not names_an_account(inproc, sub):  # a small number can be an account this module made
         assert response.status_code in (401, 404, 429), response.get_data(as_text=True)
+
+
+def names_an_account(app: Flask, sub: Any) -> bool:
+    user_id = user_id_of({"sub": sub})
+    with app.app_context():
+        return user_id is not None and db.session.get(User, user_id) is not None
 
 
 @PROPERTIES

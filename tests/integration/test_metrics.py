@@ -69,7 +69,8 @@ def test_jobs_run_by_the_workers_move_their_types_metrics_in_the_webs_scrape(
     ears = listener_factory(api.token)
 
     long = api.submit("demo.steps", {"steps": 100, "step_ms": 100})
-    api.wait_job(long["id"], until=lambda j: j["status"] == "running")
+    # Cancelled only once it has published progress: the progress count below needs its step.
+    api.wait_job(long["id"], until=lambda j: j["status"] == "running" and j["progress"] > 0)
     with api.get(f"/api/v1/jobs/{long['id']}/events", stream=True) as stream:
         assert stream.status_code == 200
         during = scrape(stack.base_url)

@@ -24,6 +24,7 @@ from werkzeug.exceptions import BadRequest
 from jobcast.api.http import ApiRequest, json_body
 from jobcast.errors import ApiError, ValidationFailed
 from jobcast.jobs.cursor import decode_cursor
+from jobcast.service.auth.models import MAX_ID
 from jobcast.service.auth.tokens import user_id_of
 from jobcast.service.auth.views import Credentials, LoginForm
 from tests.fuzz.strategies import DEEP_JSON, ODD_TEXT, UNPRINTABLE, nested
@@ -162,17 +163,21 @@ SUBJECTS: st.SearchStrategy[Any] = st.one_of(
 
 @PROPERTIES
 @given(sub=SUBJECTS)
-def test_a_subject_names_a_user_only_as_the_digits_of_a_64_bit_id(sub: Any) -> None:
+def test_a_subject_names_a_user_only_as_the_digits_of_an_id_in_the_columns_range(sub: Any) -> None:
     user_id = user_id_of({"sub": sub})
     if user_id is None:
         return
     assert isinstance(sub, str) and sub == str(user_id)
-    assert 1 <= user_id <= 2**63 - 1
+    assert 1 <= user_id <= MAX_ID
 
 
-@pytest.mark.parametrize("user_id", [1, 42, 2**63 - 1])
+@pytest.mark.parametrize("user_id", [1, 42, MAX_ID])
 def test_the_subject_this_server_writes_names_its_user(user_id: int) -> None:
     assert user_id_of({"sub": str(user_id)}) == user_id
+
+
+def test_a_subject_past_the_id_columns_range_names_no_user() -> None:
+    assert user_id_of({"sub": str(MAX_ID + 1)}) is None
 
 
 def test_a_claims_set_without_a_subject_names_no_user() -> None:

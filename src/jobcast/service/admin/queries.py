@@ -20,7 +20,7 @@ from jobcast.jobs.cursor import decode_cursor, encode_cursor
 from jobcast.runtime import current_runtime
 from jobcast.service.admin.models import AuditEntry
 from jobcast.service.admin.schemas import AuditFilters, JobFilters
-from jobcast.service.auth.models import User
+from jobcast.service.auth.models import MAX_ID, User
 from jobcast.service.auth.users import find_by_email
 from jobcast.service.extensions import db
 
@@ -74,12 +74,13 @@ def _page(query: Select[Job], limit: int, cursor: str | None) -> tuple[list[Job]
 
 
 #: An owner string that can be a user id: decimal digits within the id column's range.
-_USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+_USER_ID = re.compile(r"^[1-9][0-9]{0,9}$")
 
 
 def owner_emails(jobs: Iterable[Job]) -> dict[str, str]:
     """The email of each job's owner, by owner id; an owner no account matches is left out."""
     ids = {int(j.owner_id) for j in jobs if _USER_ID.match(j.owner_id)}
+    ids = {user_id for user_id in ids if user_id <= MAX_ID}
     if not ids:
         return {}
     found = db.session.execute(select(User.id, User.email).where(User.id.in_(ids)))

@@ -12,9 +12,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from jobcast.api.schemas import Job, JobEvent, JobEventName
 from jobcast.jobs import states
 from jobcast.jobs.service import MAX_PAGE
+from jobcast.service.auth.models import MAX_ID
 
-#: An owner as the service writes it: a user id's decimal digits, within the column's range.
-USER_ID = r"^[1-9][0-9]{0,17}$"
+#: An owner as the service writes it: a user id's decimal digits (at most ten: ``MAX_ID``).
+USER_ID = r"^[1-9][0-9]{0,9}$"
 _VISIBLE = r"^[!-~]{1,%d}$"
 
 
@@ -54,11 +55,20 @@ class JobFilters(_Query):
 
 class AuditFilters(_Query):
     action: str | None = Field(None, pattern=r"^[a-z_.]{1,64}$", description="e.g. job.cancel.")
-    actor: int | None = Field(None, ge=1, le=2**63 - 1, description="The admin's user id.")
+    actor: int | None = Field(None, ge=1, le=MAX_ID, description="The admin's user id.")
     target_type: str | None = Field(None, pattern=r"^[a-z_]{1,32}$", description="job or user.")
     target_id: str | None = Field(None, pattern=_VISIBLE % 255)
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(None, pattern=USER_ID, description="next_cursor of the last page.")
+
+    @field_validator("cursor")
+    @classmethod
+    def _an_id(cls, value: str | None) -> str | None:
+        """The cursor is an entry's id: past the column's range it names none (422, not a 500
+        from PostgreSQL)."""
+        if value is not None and int(value) > MAX_ID:
+            raise ValueError("not a cursor this API issued")
+        return value
 
 
 class _Document(BaseModel):

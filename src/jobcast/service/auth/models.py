@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from jobcast.db.types import UTCDateTime, utcnow
 from jobcast.service.extensions import db
 
+#: The largest id of ``users`` and ``audit_log``: their ids are INTEGER columns, 32 bits on
+#: PostgreSQL, so a larger number in a token or a query is refused before it reaches one.
+MAX_ID = 2**31 - 1
+
 
 class User(db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"

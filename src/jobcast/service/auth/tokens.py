@@ -24,7 +24,7 @@ from jobcast.api.http import api_error_response
 from jobcast.db import rows
 from jobcast.errors import Unauthorized
 from jobcast.runtime import current_runtime
-from jobcast.service.auth.models import User
+from jobcast.service.auth.models import MAX_ID, User
 from jobcast.service.auth.revocations import advance_family, is_revoked, revoke
 from jobcast.service.extensions import db, jwt
 
@@ -35,22 +35,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-_MAX_USER_ID = 2**63 - 1  # the id column's range on every database
-
-
 def user_id_of(claims: dict[str, Any]) -> int | None:
     """The user id a verified token's ``sub`` names, or None when it names none.
 
     Only this server signs tokens, and it writes ``sub`` as the id's decimal digits; anything
-    else (a word, a float, a list, a number past 64 bits) is refused here rather than turned
-    into a 500 by ``int()`` or the database, and ``int()``'s leniency (" 1", "1_0", the
-    Arabic-Indic digit one) names no user either.
+    else (a word, a float, a list, a number past the id column's range) is refused here rather
+    than turned into a 500 by ``int()`` or the database, and ``int()``'s leniency (" 1", "1_0",
+    the Arabic-Indic digit one) names no user either.
     """
     sub = claims.get("sub")
     if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or sub[0] == "0":
         return None
     user_id = int(sub)
-    return user_id if user_id <= _MAX_USER_ID else None
+    return user_id if user_id <= MAX_ID else None
 
 
 def _refused(detail: str) -> Unauthorized:
