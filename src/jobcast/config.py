@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from jobcast.errors import ConfigError
+from jobcast.llm.settings import LLMSettings
 
 Profile = Literal["development", "testing", "production"]
 
@@ -36,7 +37,7 @@ REDIS_SCHEMES = frozenset({"redis", "rediss"})
 DRIVER_EXTRAS = {"psycopg": "jobcast[postgres]", "psycopg2": "jobcast[postgres]"}
 
 
-class Settings(BaseSettings):
+class Settings(LLMSettings, BaseSettings):
     """Every knob jobcast has; each field is ``JOBCAST_<NAME>`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="JOBCAST_", extra="ignore", frozen=True)
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     progress_interval: float = Field(0.1, ge=0)
     db_progress_interval: float = Field(1.0, ge=0)
+    # job.output events: merged to at most one per interval per job (ctx.output, stream_text).
+    output_interval: float = Field(0.05, ge=0)
     # Who writes export.xlsx: "rustpy-xlsxwriter" (Rust) is several times faster and needs
     # pip install 'jobcast[fast-xlsx]'.
     xlsx_engine: Literal["xlsxwriter", "rustpy-xlsxwriter"] = "xlsxwriter"
@@ -302,7 +305,7 @@ def _describe(error: Any) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     name = "JOBCAST_" + "_".join(str(part) for part in error["loc"]).upper()
     value = error["input"]
-    if any(w in name for w in ("SECRET", "PASSWORD")):
+    if any(w in name for w in ("SECRET", "PASSWORD", "API_KEY")):
         shown = "***"
     elif name.endswith("_URL") and isinstance(value, str):
         shown = repr(mask_url(value))

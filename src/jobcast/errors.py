@@ -55,7 +55,15 @@ class ParamsRefused(JobError):
 
 
 class JobCancelled(JobcastError):
-    """Raised inside a job at a checkpoint once its owner has asked to cancel it."""
+    """Raised inside a job at a checkpoint once its owner has asked to cancel it.
+
+    A job that keeps what it made so far (an LLM job's partial text) raises it again with
+    ``result``: the cancelled job then carries that result.
+    """
+
+    def __init__(self, job_id: str, *, result: dict[str, Any] | None = None) -> None:
+        super().__init__(job_id)
+        self.result = result
 
 
 class ApiError(JobcastError):
@@ -71,11 +79,14 @@ class ApiError(JobcastError):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors
         self.headers = headers or {}
+        # RFC 9457 extension members: what a client needs beyond the detail (a quota's figures).
+        self.members = members or {}
 
 
 class BadRequest(ApiError):
@@ -107,6 +118,21 @@ class TooManyRequests(ApiError):
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 10) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class QuotaExceeded(ApiError):
+    """A per-user allowance (LLM tokens per day, budget per month, jobs at once) is used up."""
+
+    status, slug, title = 429, "llm-quota", "Quota exceeded"
+
+    def __init__(
+        self, detail: str, *, limit: float, used: float, remaining: float, retry_after: int
+    ) -> None:
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(retry_after)},
+            members={"limit": limit, "used": used, "remaining": remaining},
+        )
 
 
 class ServiceUnavailable(ApiError):

@@ -123,7 +123,7 @@ class Jobcast:
         runtime = init_runtime(
             app,
             settings,
-            registry,
+            registry.for_settings(settings),
             celery=celery,
             database=database,
             identity=identity or options.get("identity") or _Nobody(),

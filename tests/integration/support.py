@@ -16,6 +16,7 @@ EVENTS = (
     "job.queued",
     "job.started",
     "job.progress",
+    "job.output",
     "job.retrying",
     "job.succeeded",
     "job.failed",

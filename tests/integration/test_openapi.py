@@ -192,7 +192,7 @@ def test_the_submission_body_is_a_union_over_the_registered_job_types(
 
 def test_the_job_status_and_event_enums_are_every_state_and_event() -> None:
     assert set(get_args(JobStatus)) == states.ALL
-    events = set(states.EVENT_FOR_STATE.values()) | {"job.progress"}
+    events = set(states.EVENT_FOR_STATE.values()) | {"job.progress", "job.output"}
     assert set(get_args(JobEventName)) == events
     assert set(STREAM_EVENTS) == events | set(get_args(SignOutEventName))
 

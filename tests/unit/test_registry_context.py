@@ -128,6 +128,7 @@ class FakeReporter:
 
     def __init__(self, staging_dir: Path | None = None) -> None:
         self.sent: list[tuple[float, str | None]] = []
+        self.outputs: list[tuple[int, str, bool]] = []
         self.cancel = False
         self.staging_dir = staging_dir or Path("/nonexistent")
 
@@ -135,6 +136,9 @@ class FakeReporter:
         if self.cancel:  # the contract: a cancelled job's progress is refused, not sent
             raise JobCancelled("job-1")
         self.sent.append((percent, message))
+
+    def output(self, index: int, text: str, restart: bool) -> None:
+        self.outputs.append((index, text, restart))
 
     def cancel_requested(self) -> bool:
         return self.cancel

@@ -299,6 +299,7 @@ def problem_response(
     *,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    members: dict[str, Any] | None = None,
 ) -> Response:
     """Render one RFC 9457 problem document; every HTTP error jobcast sends goes through here."""
     body: dict[str, Any] = {
@@ -306,6 +307,7 @@ def problem_response(
         "title": title,
         "status": status,
         "detail": detail,
+        **(members or {}),
     }
     if errors is not None:
         body["errors"] = errors
@@ -325,4 +327,5 @@ def api_error_response(error: ApiError) -> Response:
         error.detail,
         errors=error.errors,
         headers=error.headers,
+        members=error.members,
     )

@@ -21,11 +21,13 @@ from pydantic.json_schema import SkipJsonSchema
 
 #: The states of ``jobcast.jobs.states.ALL`` (a test checks the two agree).
 JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
-#: The event names of ``jobcast.jobs.states.EVENT_FOR_STATE`` plus ``job.progress``.
+#: The event names of ``jobcast.jobs.states.EVENT_FOR_STATE`` plus ``job.progress`` and
+#: ``job.output``.
 JobEventName = Literal[
     "job.queued",
     "job.started",
     "job.progress",
+    "job.output",
     "job.retrying",
     "job.succeeded",
     "job.failed",
@@ -78,6 +80,9 @@ class Problem(_Document):
     status: int = Field(ge=400, le=599)
     detail: str
     errors: list[FieldError] | SkipJsonSchema[None] = _absent("Only on validation failures.")
+    limit: float | SkipJsonSchema[None] = _absent("llm-quota: the allowance (tokens, cost, jobs).")
+    used: float | SkipJsonSchema[None] = _absent("llm-quota: how much of it is used.")
+    remaining: float | SkipJsonSchema[None] = _absent("llm-quota: what is left of it.")
     request_id: str | SkipJsonSchema[None] = _absent(
         "The request's X-Request-ID; quote it when reporting."
     )
@@ -143,7 +148,21 @@ class JobEvent(_Document):
     attempt: int | SkipJsonSchema[None] = _absent("job.started, job.retrying: the attempt.")
     error: JobErrorInfo | SkipJsonSchema[None] = _absent("job.retrying, job.failed.")
     retry_at: datetime | SkipJsonSchema[None] = _absent("job.retrying: the next attempt.")
-    result: dict[str, Any] | SkipJsonSchema[None] = _absent("job.succeeded: as in the job.")
+    result: dict[str, Any] | SkipJsonSchema[None] = _absent(
+        "job.succeeded, and job.cancelled when the job kept what it made: as in the job."
+    )
+    index: int | SkipJsonSchema[None] = Field(
+        default=None,
+        ge=0,
+        description="job.output: where text starts in the job's output, in Unicode code points.",
+        json_schema_extra=_drop_default,
+    )
+    text: str | SkipJsonSchema[None] = _absent(
+        "job.output: the next piece of the output; every piece in seq order is the whole."
+    )
+    restart: bool | SkipJsonSchema[None] = _absent(
+        "job.output: the output starts again (a retry after text was sent): drop what you had."
+    )
 
 
 SignOutEventName = Literal["auth.expired", "auth.revoked"]
@@ -160,6 +179,22 @@ STREAM_EVENTS: dict[str, type[BaseModel]] = {
     **dict.fromkeys(get_args(JobEventName), JobEvent),
     **dict.fromkeys(get_args(SignOutEventName), SignOut),
 }
+
+
+class Allowance(_Document):
+    used: float = Field(ge=0)
+    limit: float | None = Field(description="null: no limit.")
+    remaining: float | None = Field(ge=0, description="null: no limit.")
+
+
+class LLMUsage(_Document):
+    """One user's LLM allowance (``JOBCAST_LLM_DAILY_TOKENS``, ``..._MONTHLY_BUDGET``,
+    ``..._MAX_CONCURRENT``) and their use of it."""
+
+    llm_enabled: bool = Field(description="Whether this server runs LLM jobs at all.")
+    tokens_today: Allowance = Field(description="Prompt and completion tokens, this UTC day.")
+    cost_this_month: Allowance = Field(description="Estimated cost, this UTC month.")
+    active_jobs: Allowance = Field(description="LLM jobs queued, running or retrying.")
 
 
 class JobPage(_Document):

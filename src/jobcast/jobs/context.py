@@ -1,20 +1,24 @@
-"""What a job function receives: its params, its owner, ``progress()``, cancellation, a result file.
+"""What a job function receives: its params, its owner, ``progress()``, text output,
+cancellation, a result file.
 
 The context knows nothing of Celery, Redis or Flask; the task runner hands it a ``Reporter`` that
 does the talking. Progress is coalesced here so a tight loop calling ``progress()`` thousands of
-times a second sends at most one event per ``interval`` (100% always goes out).
+times a second sends at most one event per ``interval`` (100% always goes out); text output is
+merged the same way (``jobs.output``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from jobcast.errors import JobCancelled
+from jobcast.jobs.output import OutputBuffer
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -24,6 +28,9 @@ class Reporter(Protocol):
 
     def progress(self, percent: float, message: str | None) -> None:
         """Send progress, or raise JobCancelled if the owner asked to cancel."""
+
+    def output(self, index: int, text: str, restart: bool) -> None:
+        """Send one ``job.output`` event (not a cancellation checkpoint: text is never lost)."""
 
     def cancel_requested(self) -> bool: ...
 
@@ -43,6 +50,7 @@ class JobContext(Generic[P]):
         request_id: str | None,
         reporter: Reporter,
         interval: float = 0.1,
+        output_interval: float = 0.05,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.job_id = job_id
@@ -57,6 +65,11 @@ class JobContext(Generic[P]):
         self._sent: tuple[float, str | None] | None = None
         self._pending: tuple[float, str | None] | None = None
         self.result_file: tuple[Path, str, str] | None = None
+        self._output = OutputBuffer(reporter.output, output_interval)
+        if attempt > 1:
+            # An earlier attempt may have sent part of an output: clients drop it at this
+            # attempt's first piece.
+            self._output.restart()
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report ``percent`` (0-100) done; also a cancellation checkpoint.
@@ -70,11 +83,49 @@ class JobContext(Generic[P]):
         if (percent >= 100.0 or now - self._last_sent >= self._interval) and not self.flush():
             self.checkpoint()
 
-    def flush(self) -> bool:
-        """Send the coalesced progress, if any was held back; True if it was sent.
+    def output(self, text: str) -> None:
+        """Append ``text`` to the job's output, sent as ``job.output`` events (merged: at most
+        one per output interval); a cancellation checkpoint whenever an event goes out."""
+        if self._output.write(text):
+            self._stop_if_cancelled()
 
-        Sending is a cancellation checkpoint too: the reporter raises JobCancelled instead.
+    def stream_text(self, deltas: Iterable[str]) -> str:
+        """Append each delta (a model's tokens) to the output; returns the whole output.
+
+        Cancelling stops the stream at the next event sent; whatever was written by then has
+        gone out, and ``output_text`` holds it for the result.
         """
+        for delta in deltas:
+            self.output(delta)
+        self._output.flush()
+        return self._output.text
+
+    @property
+    def output_text(self) -> str:
+        """The output written so far (since the last ``restart_output()``)."""
+        return self._output.text
+
+    def restart_output(self) -> None:
+        """Start the output again (a retry after text was sent): the next ``job.output`` has
+        index 0 and ``restart: true``, and clients drop what they had."""
+        self._output.restart()
+
+    def flush_output(self) -> None:
+        """Send the output held back for merging (before a job ends some other way)."""
+        self._output.flush()
+
+    def _stop_if_cancelled(self) -> None:
+        if self.cancelled:
+            self._output.flush()
+            raise JobCancelled(self.job_id)
+
+    def flush(self) -> bool:
+        """Send the coalesced progress, if any was held back (and held-back output); True if
+        progress was sent.
+
+        Sending progress is a cancellation checkpoint too: the reporter raises JobCancelled instead.
+        """
+        self._output.flush()
         if self._pending is None or self._pending == self._sent:
             self._pending = None
             return False

@@ -160,11 +160,20 @@ def schedule_retry(job: Job, error: dict[str, str], retry_at: datetime) -> None:
         found.retried.inc()
 
 
-def mark_cancelled(job: Job) -> None:
+def mark_cancelled(job: Job, result: dict[str, Any] | None = None) -> None:
+    """Mark the job cancelled, keeping ``result`` when the job kept what it made so far."""
     states.check_transition(job.status, states.CANCELLED)
     now = utcnow()
-    store.save(job, status=states.CANCELLED, finished_at=now, message="cancelled", updated_at=now)
-    notify.announce_outcome(job, "job.cancelled")
+    values: dict[str, Any] = {"result": result} if result is not None else {}
+    store.save(
+        job,
+        status=states.CANCELLED,
+        finished_at=now,
+        message="cancelled",
+        updated_at=now,
+        **values,
+    )
+    notify.announce_outcome(job, "job.cancelled", **({"result": result} if result else {}))
     if found := counted(job):
         found.cancelled.inc()
 

@@ -81,6 +81,19 @@ def announce_outcome(job: Job, event: str, **extra: Any) -> None:
     ``JOBCAST_DB_RETRY_SECONDS``: without its terminal event no client learns the job ended.
     Past that it is logged, not raised (the row is the truth, and a raise here would record the
     committed outcome again as a failure)."""
+    _announce_surely(job, event, **extra)
+
+
+def announce_output(job: Job, index: int, text: str, restart: bool) -> None:
+    """Publish a piece of the job's text output. Unlike progress, a piece cannot be skipped
+    (the pieces together are the output), so a Redis outage is waited out as for outcomes."""
+    extra: dict[str, Any] = {"index": index, "text": text}
+    if restart:
+        extra["restart"] = True
+    _announce_surely(job, "job.output", **extra)
+
+
+def _announce_surely(job: Job, event: str, **extra: Any) -> None:
     deadline = time.monotonic() + current_runtime().settings.db_retry_seconds
     delay = 0.5
     while True:

@@ -25,6 +25,8 @@ Bound = Literal["io", "cpu"]
 JobFunction = Callable[["JobContext[Any]"], "dict[str, Any] | None"]
 #: ``check(params, owner_id)``: raises ParamsRefused (or any ApiError) to refuse a submission.
 SubmitCheck = Callable[[Any, str], None]
+#: ``enabled(settings)``: whether an app with these settings runs the type at all.
+Enabled = Callable[[Any], bool]
 
 
 #: Queue name per kind of bound; ``jobcast worker`` runs a gevent pool on the first and a
@@ -61,6 +63,8 @@ class JobType:
     # Whether an attempt whose worker was lost (its lease lapsed) may run again. False for work
     # that must not happen twice (an email sent, a payment made): such a job fails instead.
     retry_lost: bool = True
+    # Whether an app runs the type, from its settings (llm.* need a provider); None: always.
+    enabled: Enabled | None = None
 
     @property
     def queue(self) -> str:
@@ -101,20 +105,31 @@ class Registry:
     """Job types by name; jobcast keeps one default registry that ``@job`` fills."""
 
     types: dict[str, JobType] = field(default_factory=dict)
+    # The settings an app's view of the registry is for (``for_settings``); None: every type.
+    settings: Any = None
 
     def add(self, job_type: JobType) -> None:
         if job_type.name in self.types and self.types[job_type.name].func is not job_type.func:
             raise ValueError(f"job type {job_type.name!r} is already registered")
         self.types[job_type.name] = job_type
 
+    def for_settings(self, settings: Any) -> Registry:
+        """The types an app with ``settings`` runs: the same types, read live (a type
+        registered later counts too), less those whose ``enabled`` says no."""
+        return Registry(self.types, settings)
+
     def get(self, name: str) -> JobType | None:
-        return self.types.get(name)
+        found = self.types.get(name)
+        return found if found is not None and self._runs(found) else None
 
     def names(self) -> list[str]:
-        return sorted(self.types)
+        return sorted(name for name, found in self.types.items() if self._runs(found))
 
     def __iter__(self) -> Iterator[JobType]:
         return iter(self.types[name] for name in self.names())
+
+    def _runs(self, job_type: JobType) -> bool:
+        return self.settings is None or job_type.enabled is None or job_type.enabled(self.settings)
 
 
 registry = Registry()
@@ -133,6 +148,7 @@ def job(
     retry_on: tuple[type[BaseException], ...] = (TransientJobError,),
     check: SubmitCheck | None = None,
     retry_lost: bool = True,
+    enabled: Enabled | None = None,
     into: Registry | None = None,
 ) -> Callable[[JobFunction], JobFunction]:
     """Register the decorated function as job type ``name``.
@@ -145,6 +161,7 @@ def job(
     for a job that is sure to fail, and nothing is written.
     ``retry_lost=False`` declares work that must not run twice: an attempt whose worker was
     lost mid-run (it may have done the work) fails with ``worker_lost`` instead of running again.
+    ``enabled(settings)`` says whether an app with those settings runs the type at all.
     """
 
     def register(func: JobFunction) -> JobFunction:
@@ -162,6 +179,7 @@ def job(
                 retry_on=retry_on,
                 check=check,
                 retry_lost=retry_lost,
+                enabled=enabled,
             )
         )
         return func

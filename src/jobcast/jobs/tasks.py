@@ -67,6 +67,11 @@ class TaskReporter:
             raise Superseded(self.job.id)
         lifecycle.record_progress(self.job, percent, message, persist=persist)
 
+    def output(self, index: int, text: str, restart: bool) -> None:
+        if self.lease.lost:
+            raise Superseded(self.job.id)
+        notify.announce_output(self.job, index, text, restart)
+
     def cancel_requested(self) -> bool:
         return notify.cancel_requested(self.job.id)
 
@@ -136,6 +141,7 @@ def _attempt(task: Task, rt: Runtime, job: Job, lease: Lease) -> None:
         request_id=job.request_id,
         reporter=TaskReporter(job, rt, lease),
         interval=rt.settings.progress_interval,
+        output_interval=rt.settings.output_interval,
         logger=log,
     )
     try:
@@ -148,9 +154,9 @@ def _attempt(task: Task, rt: Runtime, job: Job, lease: Lease) -> None:
     except Superseded:
         store.settle(job)
         log.warning("job %s attempt %d lost its lease; another owns the job", job.id, job.attempts)
-    except JobCancelled:
+    except JobCancelled as exc:
         _abandon(rt, job)
-        lifecycle.mark_cancelled(job)
+        lifecycle.mark_cancelled(job, exc.result)
         log.info("job %s cancelled", job.id)
     except SoftTimeLimitExceeded:
         _abandon(rt, job)

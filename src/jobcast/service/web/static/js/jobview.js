@@ -150,6 +150,10 @@ export class JobList {
       const size = file.size === undefined ? "" : ` (${fmt.bytes(file.size)})`;
       link.textContent = `Download ${file.filename || "result"}${size}`;
     }
+    const output = row.querySelector(".job-output");
+    const text = outputOf(entry);
+    output.hidden = !text;
+    if (output.textContent !== text) output.textContent = text;
     const result = row.querySelector(".job-result");
     result.hidden = job.status !== "succeeded" || Boolean(file);
     if (!result.hidden) result.textContent = resultSummary(job.result);
@@ -178,3 +182,11 @@ export class JobList {
     row.querySelector(".job-eta").textContent = eta;
   }
 }
+
+/** A job's text output: live from its job.output events, the result's text once it ended. */
+function outputOf(entry) {
+  const { job } = entry;
+  if (TERMINAL_TEXT.has(job.status) && typeof job.result?.text === "string") return job.result.text;
+  return entry.output ?? "";
+}
+const TERMINAL_TEXT = new Set(["succeeded", "cancelled"]);

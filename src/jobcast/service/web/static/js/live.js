@@ -13,6 +13,7 @@ export const EVENTS = [
   "job.queued",
   "job.started",
   "job.progress",
+  "job.output",
   "job.retrying",
   "job.succeeded",
   "job.failed",

@@ -196,6 +196,9 @@ function reduce(entry, name, event) {
         entry.base = { t: event.ts, p: event.progress };
       }
       break;
+    case "job.output":
+      entry.output = joinOutput(event.restart ? "" : (entry.output ?? ""), event);
+      break;
     case "job.retrying":
       job.error = event.error ?? null;
       job.retry_at = event.retry_at ?? null;
@@ -210,9 +213,20 @@ function reduce(entry, name, event) {
       job.finished_at = isoAt(event.ts);
       break;
     case "job.cancelled":
+      job.result = event.result ?? job.result ?? null;
       job.finished_at = isoAt(event.ts);
       break;
     default:
       break;
   }
+}
+
+/**
+ * The output with one job.output piece in place: `index` counts code points, so a piece the
+ * page already has (a replay overlapping what arrived live) replaces, never repeats.
+ */
+function joinOutput(have, event) {
+  const chars = Array.from(have);
+  if (typeof event.text !== "string" || event.index > chars.length) return have;
+  return chars.slice(0, event.index).join("") + event.text;
 }

@@ -1,0 +1,1 @@
+"""LLM toolkit for job authors."""
