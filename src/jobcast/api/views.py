@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field, ValidationError
 from jobcast.api.http import guard_blueprint, json_body
 from jobcast.api.openapi.describe import JOB_SUBMISSION, Reply, operation
 from jobcast.api.openapi.spec import build_spec
-from jobcast.api.schemas import STREAM_EVENTS, Job, JobPage, JobTypeList
+from jobcast.api.schemas import STREAM_EVENTS, Job, JobPage, JobTypeList, LLMUsage
 from jobcast.errors import NotFound, Unauthorized, ValidationFailed, pydantic_errors
 from jobcast.jobs import service, states
+from jobcast.llm import quota
 from jobcast.realtime.sse import last_event_id, sse_response
 from jobcast.runtime import current_runtime
 
@@ -71,6 +72,20 @@ def job_types() -> Response:
         for jt in current_runtime().registry
     ]
     return jsonify({"items": items})
+
+
+@bp.get("/me/usage")
+@operation(
+    summary="The caller's LLM usage, limits and what is left",
+    tag="jobs",
+    operation_id="getMyUsage",
+    replies={200: Reply("Tokens today (UTC), cost this month, LLM jobs at once.", LLMUsage)},
+)
+def my_usage() -> Response:
+    owner = current_owner()
+    rt = current_runtime()
+    found = quota.usage(rt.settings, rt.redis, owner)
+    return jsonify({"llm_enabled": rt.settings.llm_enabled, **found.as_dict()})
 
 
 @bp.post("/jobs")
