@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
+from jobcast.llm.fake_provider import FakeProvider
 from tests.conftest import CHROMIUM
 from tests.integration.conftest import ROOT, Stack
 from tests.integration.support import Api
@@ -215,7 +216,14 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def llm_provider() -> Iterator[FakeProvider]:
+    """A fake model slow enough that a person (and a test) sees its answer grow."""
+    with FakeProvider(tokens_per_second=20) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, llm_provider: FakeProvider) -> Iterator[Stack]:
     """A stack of the browser tests' own: own Redis, database and processes.
 
     Not the integration tests' ``stack`` fixture re-exported: a fixture imported into this
@@ -223,7 +231,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     start two stacks on the session's one Redis, and each one's workers would take the other's
     jobs. With its own Redis this stack shares nothing.
     """
-    with Stack(tmp_path_factory.mktemp("browser-stack"), env_overrides=stack_env()) as running:
+    env = {**stack_env(), "JOBCAST_LLM_BASE_URL": llm_provider.url}
+    with Stack(tmp_path_factory.mktemp("browser-stack"), env_overrides=env) as running:
         yield running
 
 

@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from jobcast import create_app
+from jobcast.llm.fake_provider import FakeProvider
 from jobcast.service import migrate
 from jobcast.service.procs import free_port, redis_server_command, wait_for_port
 from jobcast.service.testing import LocalStack
@@ -153,3 +154,38 @@ def listener_factory(stack: Stack) -> Iterator[Any]:
     yield make
     for listener in made:
         listener.close()
+
+
+#: The provider key the LLM stack's workers send; it must never show anywhere else.
+LLM_KEY = "sk-test-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[FakeProvider]:
+    """An OpenAI-compatible streaming server (the one thing tests may stand in for)."""
+    with FakeProvider(tokens_per_second=1000, api_key=LLM_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def llm_stack(provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of its own (Redis, SQLite, web, workers) pointed at the fake provider, with
+    allowances small enough to reach: 4,000 tokens a day, two LLM jobs at once, a budget of 50
+    that one pricey-model run passes."""
+    overrides = {
+        "JOBCAST_LLM_BASE_URL": provider.url,
+        "JOBCAST_LLM_API_KEY": LLM_KEY,
+        "JOBCAST_LLM_MODEL": "fake-model",
+        "JOBCAST_LLM_MODELS": "fake-model,pricey-model",
+        "JOBCAST_LLM_PRICES": "fake-model=0.5/1,pricey-model=1000/1000",
+        "JOBCAST_LLM_MONTHLY_BUDGET": "50",
+        "JOBCAST_LLM_DAILY_TOKENS": "4000",
+        "JOBCAST_LLM_MAX_CONCURRENT": "2",
+        "JOBCAST_LLM_TIMEOUT": "2",
+        "JOBCAST_IO_CONCURRENCY": "20",
+        "JOBCAST_CPU_CONCURRENCY": "1",
+        "JOBCAST_LOG_LEVEL": "DEBUG",
+        "JOBCAST_JOB_MODULES": "jobcast.service.builtin",
+    }
+    with Stack(tmp_path_factory.mktemp("llm-stack"), env_overrides=overrides) as running:
+        yield running

@@ -20,7 +20,13 @@ KEY = "sk-abcdefghijklmnopqrstuvwx"
 
 def test_the_allow_list_defaults_to_the_default_model() -> None:
     assert load_settings({"llm_model": "m1"}).llm_allowed_models == ("m1",)
-    assert load_settings({"llm_models": " a, b ,a"}).llm_allowed_models == ("a", "b")
+    given = load_settings({"llm_model": "b", "llm_models": " a, b ,a"})
+    assert given.llm_allowed_models == ("a", "b")
+
+
+def test_an_allow_list_without_the_default_model_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"JOBCAST_LLM_MODEL \(c\) must be one of"):
+        load_settings({"llm_model": "c", "llm_models": "a,b"})
 
 
 def test_prices_are_model_equals_input_slash_output_per_thousand_tokens() -> None:
