@@ -23,6 +23,7 @@ BENCHMARKS = {
     "fanout": "bench.fanout",
     "flood": "bench.flood",
     "instructions": "bench.instructions",
+    "llm": "bench.llm",
 }
 
 
