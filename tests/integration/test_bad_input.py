@@ -322,6 +322,7 @@ OPERATION_IDS = [
     "refresh",
     "logout",
     "getMe",
+    "getMyUsage",
     "listJobTypes",
     "submitJob",
     "listJobs",

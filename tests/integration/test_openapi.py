@@ -217,6 +217,7 @@ def test_answers_fit_the_documented_schemas(spec: dict[str, Any], stack: Stack) 
     assert_fits(spec, "healthz", anonymous.get("/healthz"))
     assert_fits(spec, "readyz", anonymous.get("/readyz"))
     assert_fits(spec, "getMe", api.get("/api/v1/me"))
+    assert_fits(spec, "getMyUsage", api.get("/api/v1/me/usage"))
     assert_fits(spec, "listJobTypes", api.get("/api/v1/job-types"))
     submitted = api.post(
         "/api/v1/jobs",
@@ -240,6 +241,7 @@ def test_answers_fit_the_documented_schemas(spec: dict[str, Any], stack: Stack) 
     assert_fits(spec, "listJobs", api.get("/api/v1/jobs?limit=0"))  # 422
     assert_fits(spec, "submitJob", api.post("/api/v1/jobs", data="{"))  # 415
     assert_fits(spec, "getMe", anonymous.get("/api/v1/me"))  # 401
+    assert_fits(spec, "getMyUsage", anonymous.get("/api/v1/me/usage"))  # 401
     login = anonymous.post(
         "/api/v1/auth/login", json={"email": api.email, "password": "correct horse battery"}
     )

@@ -20,6 +20,7 @@ PROBLEM_SLUGS = (
     "unsupported-media-type",
     "validation",
     "rate-limited",
+    "llm-quota",
     "internal",
     "unavailable",
 )
@@ -184,7 +185,8 @@ _ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     429: (
         "TooManyRequests",
         "A rate limit was reached, or (submissions) the caller has too many unfinished jobs"
-        " (`rate-limited`).",
+        " (`rate-limited`); or (LLM jobs) the run would pass the caller's tokens a day, budget"
+        " a month or LLM jobs at once (`llm-quota`, with `limit`, `used` and `remaining`).",
         ("Retry-After",),
     ),
     500: (
