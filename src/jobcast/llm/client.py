@@ -79,13 +79,17 @@ class Completion:
         """Hang up: the provider sees the connection close and stops generating.
 
         The socket is shut down first: closing the response alone does not wake a read that
-        another thread is blocked in (the cancel watcher calls this from one).
+        another thread is blocked in (the cancel watcher calls this from one). Only while the
+        response is open: once read to its end, its connection is back in the pool, another
+        request's.
         """
-        network = self.stream.response.extensions.get("network_stream")
-        sock = network.get_extra_info("socket") if network is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        response = self.stream.response
+        if not response.is_closed:
+            network = response.extensions.get("network_stream")
+            sock = network.get_extra_info("socket") if network is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self.stream.close()
 
 
