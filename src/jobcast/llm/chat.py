@@ -75,18 +75,11 @@ def _stream(
             return meter.settle(completion.usage)
         except JobCancelled:
             usage = meter.settle(completion.usage if completion else None)
-            partial = _result(
-                settings, request.model, ctx.output_text, usage, redactions, cached=False
-            )
-            raise JobCancelled(ctx.job_id, result=partial) from None
+            raise _keeping(ctx, settings, request, usage, redactions) from None
         except ProviderFault as fault:
             usage = meter.settle(completion.usage if completion else None)
             if ctx.cancelled:  # the watcher hung up on a provider that had gone quiet
-                ctx.flush_output()
-                partial = _result(
-                    settings, request.model, ctx.output_text, usage, redactions, cached=False
-                )
-                raise JobCancelled(ctx.job_id, result=partial) from None
+                raise _keeping(ctx, settings, request, usage, redactions) from None
             if not fault.retriable:
                 raise JobError(str(fault), code="provider") from None
             if ctx.output_text:
@@ -101,6 +94,19 @@ def _stream(
             if completion is not None:
                 completion.close()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _keeping(
+    ctx: JobContext[Any],
+    settings: LLMSettings,
+    request: ChatRequest,
+    usage: dict[str, int],
+    redactions: dict[str, int],
+) -> JobCancelled:
+    """The cancel, with the text streamed so far (all of it sent) as the job's result."""
+    ctx.flush_output()
+    partial = _result(settings, request.model, ctx.output_text, usage, redactions, cached=False)
+    return JobCancelled(ctx.job_id, result=partial)
 
 
 def _follow(ctx: JobContext[Any], hooks: LLMHooks, completion: Completion, meter: Meter) -> None:

@@ -19,6 +19,7 @@ class Meter:
         self, settings: LLMSettings, redis: Redis, owner_id: str, model: str, prompt: int
     ) -> None:
         self.settings = settings
+        self.prices = settings.llm_price_table  # parsed once, not at every charge
         self.ledger = Ledger(redis, owner_id)
         self.model = model
         self.prompt = prompt
@@ -50,9 +51,8 @@ class Meter:
     def _charge(self, prompt: int, completion: int) -> tuple[int, float]:
         before = self._charged
         tokens = prompt + completion - sum(before)
-        prices = self.settings.llm_price_table
-        cost = (cost_of(prices, self.model, prompt, completion) or 0.0) - (
-            cost_of(prices, self.model, *before) or 0.0
+        cost = (cost_of(self.prices, self.model, prompt, completion) or 0.0) - (
+            cost_of(self.prices, self.model, *before) or 0.0
         )
         self._charged = (prompt, completion)
         return self.ledger.charge(tokens, cost)
